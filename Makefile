@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+# Both build their own virtual environment in .venv.
+# GPU users: make run TORCH_INDEX=https://download.pytorch.org/whl/cu128
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_INDEX ?=
+TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+.PHONY: run test install install-dev chromium
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0 $(TORCH_FLAGS)
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+install-dev: $(BIN)/.installed-dev
+
+# Debian's Chromium for the browser tests (never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+run: install
+	$(BIN)/python app.py
+
+test: install-dev chromium
+	$(BIN)/python -m pytest

@@ -1,0 +1,44 @@
+"""Denoising networks, each built from its config dataclass: TimeMLP (2D points) and UNet (images)."""
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from torch import nn
+
+from .mlp import MLPConfig, TimeMLP
+from .unet import UNet, UNetConfig
+
+MODELS = {"mlp": (MLPConfig, TimeMLP), "unet": (UNetConfig, UNet)}
+
+
+def model_config_from_dict(d: dict) -> MLPConfig | UNetConfig:
+    """Parse {'type': 'mlp'|'unet', ...fields} into its config dataclass, naming any unknown field."""
+    d = dict(d)
+    kind = d.pop("type", None)
+    if kind not in MODELS:
+        raise ValueError(f"model type must be one of {sorted(MODELS)}, got {kind!r}")
+    cls = MODELS[kind][0]
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {kind} config fields: {sorted(unknown)}")
+    return cls(**d)
+
+
+def model_config_to_dict(config: MLPConfig | UNetConfig) -> dict:
+    """The inverse of model_config_from_dict (JSON-ready)."""
+    kind = next(k for k, (cls, _) in MODELS.items() if isinstance(config, cls))
+    d = asdict(config)
+    return {"type": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+
+
+def build_model(config: MLPConfig | UNetConfig) -> nn.Module:
+    """Instantiate the network a config describes."""
+    for cls, model in MODELS.values():
+        if isinstance(config, cls):
+            return model(config)
+    raise TypeError(f"not a model config: {type(config).__name__}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

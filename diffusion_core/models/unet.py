@@ -1,0 +1,121 @@
+"""A UNet for images (Ronneberger et al. 2015 as used by Ho et al. 2020): residual blocks with GroupNorm, the time
+embedding in every block, self-attention at the lowest resolution, optional class embedding with a null class."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .embeddings import sinusoidal_embedding
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of a UNet."""
+
+    in_channels: int = 1  # 1 for digits, 3 for RGB sprites
+    image_size: int = 28  # height = width; must be divisible by 2^(len(channel_mults) - 1)
+    base_channels: int = 32  # channels at full resolution
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution level
+    num_res_blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
+    attention: bool = True  # self-attention at the lowest resolution
+    groups: int = 8  # GroupNorm groups
+    dropout: float = 0.0
+    num_classes: int = 0  # 0: unconditional; else labels 0..num_classes-1 plus the null label num_classes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
+        if self.image_size % 2 ** (len(self.channel_mults) - 1):
+            raise ValueError(f"image_size {self.image_size} not divisible by 2^{len(self.channel_mults) - 1}")
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv, plus the time(+class) embedding, twice, with a residual connection."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(groups, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class Attention(nn.Module):
+    """Single-head self-attention over the pixels of a feature map, with a residual connection."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, h * w).transpose(2, 3).unbind(1)
+        out = F.scaled_dot_product_attention(q, k, v)  # [n, hw, c]
+        return x + self.proj(out.transpose(1, 2).reshape(n, c, h, w))
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t[, label]) for images [N, C, H, W] in [-1, 1]."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = c = config
+        emb_dim = 4 * c.base_channels
+        self.time_mlp = nn.Sequential(
+            nn.Linear(c.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_emb = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        self.conv_in = nn.Conv2d(c.in_channels, c.base_channels, 3, padding=1)
+        block = lambda a, b: ResBlock(a, b, emb_dim, c.groups, c.dropout)  # noqa: E731
+        widths = [c.base_channels * m for m in c.channel_mults]
+        self.down, skips, ch = nn.ModuleList(), [c.base_channels], c.base_channels
+        for level, width in enumerate(widths):
+            for _ in range(c.num_res_blocks):
+                self.down.append(block(ch, width))
+                ch = width
+                skips.append(ch)
+            if level < len(widths) - 1:
+                self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+                skips.append(ch)
+        self.mid = nn.ModuleList([block(ch, ch), Attention(ch, c.groups) if c.attention else nn.Identity(), block(ch, ch)])
+        self.up = nn.ModuleList()
+        for level, width in reversed(list(enumerate(widths))):
+            for _ in range(c.num_res_blocks + 1):
+                self.up.append(block(ch + skips.pop(), width))
+                ch = width
+            if level > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)))
+        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, c.in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def embed(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Time embedding plus the class embedding (the null class when labels is None)."""
+        emb = self.time_mlp(sinusoidal_embedding(t, self.config.base_channels))
+        if self.label_emb is not None:
+            labels = torch.full_like(t, self.config.num_classes) if labels is None else labels
+            emb = emb + self.label_emb(labels)
+        return emb
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict eps from x_t at integer timesteps t [N]."""
+        emb = self.embed(t, labels)
+        h = self.conv_in(x_t)
+        hs = [h]
+        for layer in self.down:
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            hs.append(h)
+        h = self.mid[2](self.mid[1](self.mid[0](h, emb)), emb)
+        for layer in self.up:
+            h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, ResBlock) else layer(h)
+        return self.out(h)

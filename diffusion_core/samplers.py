@@ -1,0 +1,149 @@
+"""Samplers: one generator loop over pure step functions (DDPM, DDIM, DPM-Solver++(2M)).
+
+The loop is: predict eps -> predict x0 -> step -> yield. Samplers differ only in their plan of
+(t, t_prev) pairs and in a pure step function. Notation: see diffusion.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .diffusion import predict_eps, predict_x0
+from .schedules import Schedule
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t, t) -> eps
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """One step of a run: x_t now sits at timestep t (t = -1: x_t is the final sample); x0_pred made on the way."""
+
+    index: int  # 0-based step number within the run
+    t: int  # timestep of x_t after this step; -1 means fully denoised
+    x_t: torch.Tensor
+    x0_pred: torch.Tensor
+
+
+def timestep_plan(sampler: str, T: int, steps: int | None = None, t_start: int | None = None) -> list[tuple[int, int]]:
+    """The (t, t_prev) pairs of a run from t_start (default T-1, pure noise) down to t_prev = -1 (clean data).
+
+    DDPM visits every timestep. DDIM and DPM-Solver++ take `steps` evenly spaced timesteps that start at
+    t_start, like diffusers' "trailing" spacing (Lin et al. 2023, "Common Diffusion Noise Schedules and
+    Sample Steps are Flawed", Table 2): t_i = round((t_start + 1) (1 - i / steps)) - 1.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: choose one of {SAMPLERS}")
+    t_start = T - 1 if t_start is None else int(t_start)
+    if not 0 <= t_start < T:
+        raise ValueError(f"t_start must be in [0, {T - 1}], got {t_start}")
+    span = t_start + 1
+    if sampler == "ddpm" and steps not in (None, span):
+        raise ValueError(f"DDPM visits every timestep: steps must be {span}, got {steps} (use DDIM for fewer)")
+    steps = span if steps is None else int(steps)
+    if not 1 <= steps <= span:
+        raise ValueError(f"steps must be between 1 and {span} for {sampler}, got {steps}")
+    ts = (np.round(np.arange(span, 0, -span / steps)).astype(np.int64) - 1).tolist()
+    return list(zip(ts, ts[1:] + [-1]))
+
+
+def _alpha_bar(s: Schedule, t: int) -> torch.Tensor:
+    """alpha_bar_t as a scalar tensor, with alpha_bar_{-1} = 1 (the clean end of every plan)."""
+    return s.alpha_bar[t] if t >= 0 else torch.ones((), dtype=s.alpha_bar.dtype)
+
+
+def ddim_step(
+    s: Schedule, x_t: torch.Tensor, t: int, t_prev: int, x0_pred: torch.Tensor, eps: torch.Tensor,
+    noise: torch.Tensor | None, eta: float,
+) -> torch.Tensor:
+    """DDIM update (Song et al. 2021, eq. 12), with sigma_t from eq. 16 scaled by eta."""
+    ab_t, ab_prev = _alpha_bar(s, t).to(x_t), _alpha_bar(s, t_prev).to(x_t)
+    # 1. sigma_t(eta) = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev)   (eq. 16)
+    sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()
+    # 2. "direction pointing to x_t": sqrt(1 - ab_prev - sigma^2) eps   (eq. 12)
+    direction = (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+    # 3. x_{t_prev} = sqrt(ab_prev) x0_pred + direction + sigma z   (eq. 12)
+    x_prev = ab_prev.sqrt() * x0_pred + direction
+    return x_prev if noise is None else x_prev + sigma * noise
+
+
+def ddpm_step(
+    s: Schedule, x_t: torch.Tensor, t: int, t_prev: int, x0_pred: torch.Tensor, eps: torch.Tensor,
+    noise: torch.Tensor | None, eta: float,
+) -> torch.Tensor:
+    """Ancestral step: x_{t-1} ~ q(x_{t-1} | x_t, x0_pred) = N(mu_tilde, beta_tilde) (Ho et al. 2020, eqs. 6-7)."""
+    mean = s.posterior_mean_coef1[t].to(x_t) * x0_pred + s.posterior_mean_coef2[t].to(x_t) * x_t
+    if noise is None:  # t = 0: the mean is the sample
+        return mean
+    return mean + s.posterior_variance[t].clamp(min=1e-20).sqrt().to(x_t) * noise
+
+
+def _lam(s: Schedule, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(alpha_t, sigma_t, lambda_t) of the VP SDE: alpha_t = sqrt(ab_t), sigma_t = sqrt(1 - ab_t), lambda = log(alpha/sigma)."""
+    ab = _alpha_bar(s, t).double()
+    alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+    return alpha, sigma, alpha.log() - sigma.log()
+
+
+def dpmpp_2m_step(
+    s: Schedule, x_t: torch.Tensor, t: int, t_prev: int, x0_pred: torch.Tensor,
+    prev_t: int | None, prev_x0: torch.Tensor | None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2), first order at the first and last steps."""
+    if t_prev < 0:  # sigma_{t_prev} = 0: the first-order update lands exactly on x0_pred
+        return x0_pred
+    alpha_s, sigma_s, lam_s = _lam(s, t)
+    alpha_t, sigma_t, lam_t = _lam(s, t_prev)
+    h = lam_t - lam_s
+    d = x0_pred
+    if prev_t is not None and prev_x0 is not None:
+        # 1. r = h_{i-1} / h_i; D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}   (Algorithm 2, line 6)
+        r = (lam_s - _lam(s, prev_t)[2]) / h
+        d = (1 + 1 / (2 * r)).item() * x0_pred - (1 / (2 * r)).item() * prev_x0
+    # 2. x_{t_prev} = (sigma_t / sigma_s) x_t - alpha_t (e^{-h} - 1) D   (eq. 10 / Algorithm 2, line 7)
+    return (sigma_t / sigma_s).item() * x_t - (alpha_t * torch.expm1(-h)).item() * d
+
+
+def sample(
+    eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, ...], *, generator: torch.Generator,
+    sampler: str = "ddim", steps: int | None = None, eta: float = 0.0, clip_x0: bool = False,
+    x_T: torch.Tensor | None = None, t_start: int | None = None,
+) -> Iterator[StepOutput]:
+    """Run the reverse process from x_T (drawn from `generator` unless given) and yield a StepOutput per step.
+
+    Close the generator to stop early. `t_start` < T-1 with an `x_T` already noised to t_start gives SDEdit.
+    All randomness comes from `generator`; nothing touches the global RNG.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be between 0 and 1, got {eta}")
+    plan = timestep_plan(sampler, schedule.T, steps, t_start)
+    device = generator.device
+    x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
+    stochastic = sampler == "ddpm" or (sampler == "ddim" and eta > 0)
+    prev_t, prev_x0 = None, None
+    for index, (t, t_prev) in enumerate(plan):
+        t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
+        eps = eps_fn(x, t_batch)
+        x0_pred = predict_x0(schedule, x, t_batch, eps)
+        if clip_x0:
+            x0_pred = x0_pred.clamp(-1, 1)
+            eps = predict_eps(schedule, x, t_batch, x0_pred)
+        noise = torch.randn(shape, generator=generator, device=device) if stochastic and t_prev >= 0 else None
+        if sampler == "dpm++":
+            x = dpmpp_2m_step(schedule, x, t, t_prev, x0_pred, prev_t, prev_x0)
+        else:
+            step = ddpm_step if sampler == "ddpm" else ddim_step
+            x = step(schedule, x, t, t_prev, x0_pred, eps, noise, 1.0 if sampler == "ddpm" else eta)
+        prev_t, prev_x0 = t, x0_pred
+        yield StepOutput(index=index, t=t_prev, x_t=x, x0_pred=x0_pred)
+
+
+def sample_final(eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, ...], **kwargs) -> torch.Tensor:
+    """Run `sample` to the end and return only the final x (x_t at t = -1)."""
+    out = None
+    for out in sample(eps_fn, schedule, shape, **kwargs):
+        pass
+    return out.x_t
