@@ -1,0 +1,186 @@
+"""Sample-quality metrics: Fréchet (LeNet) distance, the spiral's distance and coverage, memorisation.
+
+- FLD (the seed's Fréchet LeNet Distance; FID of Heusel et al. 2017 with LeNet-5 features).
+- Spiral: mean distance of points to the true curve and the KS distance of their nearest-curve
+  parameter t against uniform (coverage; mode collapse shows as a large KS).
+- Memorisation: nearest-neighbour L2 distances of samples to the training set, beside the
+  training set's own nearest-other-item distances.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+
+from .data import SPIRAL_T_MAX, SPIRAL_T_MIN, spiral_curve
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _numpy(x: ArrayLike) -> np.ndarray:
+    """A float64 numpy copy of a tensor or array."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- Fréchet distance
+
+def feature_statistics(features: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and covariance [D, D] (float64, unbiased) of features [N, D]."""
+    f = _numpy(features)
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def _sqrt_psd(a: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (eigendecomposition, negatives clamped)."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
+    """Fréchet distance of Gaussians: |mu1 − mu2|² + tr(S1 + S2 − 2 (S1 S2)^½) (Dowson & Landau 1982).
+
+    tr (S1 S2)^½ = Σ sqrt(eig(S1^½ S2 S1^½)), a symmetric PSD matrix, so no scipy is needed.
+    """
+    mu1, mu2 = _numpy(mu1), _numpy(mu2)
+    s1, s2 = np.atleast_2d(_numpy(sigma1)), np.atleast_2d(_numpy(sigma2))
+    root1 = _sqrt_psd(s1)
+    middle = root1 @ s2 @ root1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def fld_report(images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float | int | None]:
+    """FLD of digits [N, 1, 28, 28] in [-1, 1] against the real digits, and LeNet accuracy on `labels`.
+
+    Returns {fld, accuracy (None without labels), real_vs_real (the baseline at 2,000 real
+    digits), n}. FLD is biased upwards for small N: compare at equal N.
+    """
+    from .lenet import lenet_features, load_lenet, load_stats
+
+    model, stats = load_lenet(), load_stats()
+    feats = lenet_features(images, model)
+    mu, sigma = feature_statistics(feats)
+    accuracy = None
+    if labels is not None:
+        pred = model.fc3(torch.from_numpy(feats).float()).argmax(1)
+        accuracy = (pred == labels.detach().cpu().long()).double().mean().item()
+    return {"fld": frechet_distance(mu, sigma, stats["mu"], stats["sigma"]), "accuracy": accuracy,
+            "real_vs_real": float(stats["real_vs_real"]), "n": len(feats)}
+
+
+# ---------------------------------------------------------------- spiral
+
+@functools.lru_cache(maxsize=1)
+def _coarse_spiral(grid: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed grid of curve parameters t [G] and the spiral's points there [G, 2]."""
+    t = np.linspace(SPIRAL_T_MIN, SPIRAL_T_MAX, grid)
+    return t, spiral_curve(t)
+
+
+def nearest_on_spiral(points: ArrayLike, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Distance [N] of each point [N, 2] to the true spiral, and the curve parameter t [N] nearest to it.
+
+    Coarse-to-fine search: a grid of 4,096 values of t, then 129 values within one coarse
+    step either side of the best: a resolution of about 4e-5 along the curve.
+    """
+    p = _numpy(points).reshape(-1, 2)
+    coarse_t, coarse = _coarse_spiral()
+    step = coarse_t[1] - coarse_t[0]
+    offsets = np.linspace(-step, step, 129)
+    dist, t_near = np.empty(len(p)), np.empty(len(p))
+    for i in range(0, len(p), chunk):
+        q = p[i:i + chunk]
+        j = ((coarse * coarse).sum(1)[None] - 2 * q @ coarse.T).argmin(1)  # |q − c|² up to |q|²
+        fine_t = np.clip(coarse_t[j][:, None] + offsets, SPIRAL_T_MIN, SPIRAL_T_MAX)  # [n, 129]
+        d2 = ((spiral_curve(fine_t) - q[:, None]) ** 2).sum(-1)
+        k = d2.argmin(1)
+        dist[i:i + chunk] = np.sqrt(d2[np.arange(len(q)), k])
+        t_near[i:i + chunk] = fine_t[np.arange(len(q)), k]
+    return dist, t_near
+
+
+def spiral_distance(points: ArrayLike) -> float:
+    """Mean Euclidean distance of points [N, 2] to the true spiral curve (0 for perfect samples)."""
+    return float(nearest_on_spiral(points)[0].mean())
+
+
+def ks_uniform(u: np.ndarray) -> float:
+    """Kolmogorov–Smirnov distance between the empirical distribution of u and Uniform(0, 1)."""
+    u = np.sort(np.clip(np.asarray(u, dtype=np.float64), 0, 1))
+    n = len(u)
+    i = np.arange(1, n + 1)
+    return float(max((i / n - u).max(), (u - (i - 1) / n).max()))
+
+
+def spiral_coverage_ks(points: ArrayLike) -> float:
+    """KS distance of the points' nearest-curve t (scaled to [0, 1]) from uniform; ≈0 = full coverage."""
+    _, t = nearest_on_spiral(points)
+    return ks_uniform((t - SPIRAL_T_MIN) / (SPIRAL_T_MAX - SPIRAL_T_MIN))
+
+
+# ---------------------------------------------------------------- memorisation
+
+def _rows(x: ArrayLike, hflip: bool = False) -> np.ndarray:
+    """Items [N, ...] as float64 rows [N, D]; with hflip, their mirror images (last axis) appended."""
+    a = _numpy(x)
+    if hflip:
+        a = np.concatenate([a, a[..., ::-1]])
+    return a.reshape(len(a), -1)
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances [len(a), len(b)] between rows (|a|² + |b|² − 2ab, clamped at 0)."""
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
+    return np.sqrt(np.clip(d2, 0, None))
+
+
+def nearest_neighbours(samples: ArrayLike, train: ArrayLike, hflip: bool = False,
+                       chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """L2 distance [N] of each sample [N, ...] to its nearest training item [M, ...], and that item's index.
+
+    With hflip, mirrored training images ([M, C, H, W], last axis flipped) count as the item too.
+    """
+    a, b = _rows(samples), _rows(train, hflip)
+    m = len(b) // 2 if hflip else len(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"samples have {a.shape[1]} values each, training items {b.shape[1]}")
+    dist, index = np.empty(len(a)), np.empty(len(a), dtype=np.int64)
+    for i in range(0, len(a), chunk):
+        d = _pairwise(a[i:i + chunk], b)
+        index[i:i + chunk] = d.argmin(1) % m  # a mirror image points at its original
+        dist[i:i + chunk] = d.min(1)
+    return dist, index
+
+
+def nearest_neighbour_distances(samples: ArrayLike, train: ArrayLike, hflip: bool = False) -> np.ndarray:
+    """L2 distance (pixel space, in the inputs' units) from each sample to its nearest training item."""
+    return nearest_neighbours(samples, train, hflip)[0]
+
+
+def train_self_nn_distances(train: ArrayLike, hflip: bool = False, chunk: int = 256) -> np.ndarray:
+    """Distance [M] from each training item to its nearest OTHER distinct item: the memorisation baseline.
+
+    Excluded as "itself": the item and its exact duplicates (identical values), and with
+    hflip (mirrored items [M, C, H, W] join the reference set, as in `nearest_neighbours`)
+    its own mirror image and anything identical to it. A symmetric sprite's mirror is itself.
+    A sample much closer to the training set than these distances is a copy.
+    """
+    ref = _rows(train, hflip)
+    m = len(ref) // 2 if hflip else len(ref)
+    x = ref[:m]
+    _, group = np.unique(ref, axis=0, return_inverse=True)  # equal rows share a group
+    group = group.reshape(-1)
+    out = np.empty(m)
+    for i in range(0, m, chunk):
+        rows = np.arange(i, min(i + chunk, m))
+        d = _pairwise(x[rows], ref)
+        d[group[rows][:, None] == group[None]] = math.inf
+        if hflip:  # the item's mirror image and anything identical to it
+            d[group[rows + m][:, None] == group[None]] = math.inf
+        out[rows] = d.min(1)
+    return out

@@ -1,0 +1,149 @@
+"""A loaded checkpoint ready to sample: model + schedule + metadata, shared by the CLI, the evaluator and the app."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .checkpoint import Checkpoint, CheckpointError
+from .device import default_device, make_generator
+from .diffusion import DiffusionConfig, q_sample
+from .guidance import guided_eps_fn
+from .hub import resolve_checkpoint
+from .models import build_model, model_config_from_dict, model_config_to_dict
+from .samplers import StepOutput, sample
+from .schedules import Schedule
+
+MAX_GUIDANCE = 10.0
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """The settings a checkpoint is shown with unless the user says otherwise."""
+
+    sampler: str = "ddim"
+    steps: int = 20
+    eta: float = 0.0
+    guidance: float = 2.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What config.json says besides the network: data shape, labels, diffusion and sampling defaults."""
+
+    dataset: str
+    data_shape: tuple[int, ...]  # [C, H, W] for images, [D] for points
+    class_names: tuple[str, ...] = ()
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.data_shape) == 3
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def checkpoint_config(model_config, info: ModelInfo, training: dict | None = None) -> dict:
+    """The config.json of a checkpoint."""
+    d = asdict(info)
+    d["data_shape"] = list(info.data_shape)
+    d["class_names"] = list(info.class_names)
+    return {"model": model_config_to_dict(model_config), **d, "training": training or {}}
+
+
+def parse_info(config: dict) -> ModelInfo:
+    """ModelInfo from a config.json dict."""
+    return ModelInfo(
+        dataset=config["dataset"], data_shape=tuple(config["data_shape"]),
+        class_names=tuple(config.get("class_names", ())),
+        diffusion=DiffusionConfig(**config.get("diffusion", {})),
+        sampling=SamplingDefaults(**config.get("sampling", {})),
+    )
+
+
+class Pipeline:
+    """A denoiser and its schedule on one device. Holds no per-request state: safe to share between users."""
+
+    def __init__(self, model: nn.Module, info: ModelInfo, source: str = "", device: torch.device | None = None):
+        self.device = device or default_device()
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.info = info
+        self.schedule: Schedule = info.diffusion.make_schedule().to(self.device)
+        self.source = source
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, device: torch.device | None = None) -> "Pipeline":
+        """Build the model a checkpoint's config names and load its weights strictly."""
+        try:
+            info = parse_info(ckpt.config)
+            model = build_model(model_config_from_dict(ckpt.config["model"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{ckpt.path / 'config.json'}: invalid config: {e}") from e
+        try:
+            model.load_state_dict(ckpt.state_dict, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt.path / 'model.safetensors'} does not match its config.json: {e}") from e
+        return cls(model, info, ckpt.source, device)
+
+    @classmethod
+    def load(cls, name_or_path: str, repo_id: str | None = None, revision: str | None = None,
+             fallback: str | None = None, device: torch.device | None = None) -> "Pipeline":
+        """Load by local path or Hub repo id (see hub.resolve_checkpoint)."""
+        return cls.from_checkpoint(resolve_checkpoint(name_or_path, repo_id, revision, fallback), device)
+
+    def labels_for(self, num: int, label: int | str | torch.Tensor | None) -> torch.Tensor | None:
+        """Labels for a batch: one class, 'all' (spread evenly over the classes), a tensor, or None (unconditional)."""
+        k = self.info.num_classes
+        if label is None:
+            return None
+        if k == 0:
+            raise ValueError("this checkpoint is unconditional: it takes no label")
+        if isinstance(label, torch.Tensor):
+            labels = label.to(self.device, torch.long)
+        elif label == "all":
+            labels = torch.arange(num, device=self.device) * k // num
+        else:
+            labels = torch.full((num,), int(label), dtype=torch.long, device=self.device)
+        if labels.shape != (num,) or labels.min() < 0 or labels.max() >= k:
+            raise ValueError(f"label must be in 0..{k - 1} or 'all', got {label if not isinstance(label, torch.Tensor) else 'a tensor'}")
+        return labels
+
+    def eps_fn(self, labels: torch.Tensor | None, guidance: float):
+        """eps_fn(x_t, t) with guidance, evaluated without autograd."""
+        if not 0 <= guidance <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must be between 0 and {MAX_GUIDANCE}, got {guidance}")
+        null = self.info.num_classes if self.info.num_classes else None
+        fn = guided_eps_fn(self.model, labels, guidance, null)
+        return torch.inference_mode()(fn)
+
+    def run(self, num: int, *, seed: int, label: int | str | None = None, sampler: str | None = None,
+            steps: int | None = None, eta: float | None = None, guidance: float | None = None,
+            x0: torch.Tensor | None = None, t_start: int | None = None) -> Iterator[StepOutput]:
+        """Stream a sampling run. With `x0` and `t_start`, noise x0 to t_start first and denoise from there (SDEdit)."""
+        d = self.info.sampling
+        sampler = sampler or d.sampler
+        steps = None if sampler == "ddpm" else (d.steps if steps is None else steps)
+        g = make_generator(seed, self.device)
+        labels = self.labels_for(num, label)
+        x_T = None
+        if x0 is not None:
+            t_start = self.schedule.T - 1 if t_start is None else t_start
+            t = torch.full((num,), t_start, dtype=torch.long, device=self.device)
+            eps = torch.randn((num, *self.info.data_shape), generator=g, device=self.device)
+            x_T = q_sample(self.schedule, x0.to(self.device).expand(num, *self.info.data_shape), t, eps)
+        yield from sample(
+            self.eps_fn(labels, d.guidance if guidance is None else guidance), self.schedule,
+            (num, *self.info.data_shape), generator=g, sampler=sampler, steps=steps,
+            eta=d.eta if eta is None else eta, clip_x0=self.info.diffusion.clip_x0, x_T=x_T, t_start=t_start)
+
+    def generate(self, num: int, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The final samples of a run and their labels."""
+        out = None
+        for out in self.run(num, **kwargs):
+            pass
+        return out.x_t, self.labels_for(num, kwargs.get("label"))

@@ -1,0 +1,189 @@
+"""Pokémon box sprites from npm `pokesprite-images@2.7.0`, and their colour classes.
+
+Sprite source (measured on the 2.7.0 tarball):
+- `package/pokemon-gen8/{regular,shiny}/*.png` plus their `female/` variants:
+  1,332 + 1,333 top-level sprites and 20 + 20 female ones, all 68×56, modes RGBA,
+  P and LA (every one is converted to RGBA first). None is empty.
+- `package/pokemon-gen7x/` is NOT used: of its 2,154 sprites 1,364 are byte-for-byte
+  the same picture as in gen8, 789 are older, smaller drawings of the same Pokémon
+  (a second scale and style of the same creatures, near-duplicates for a 2.7k-sprite
+  model) and 1 is new (`genesect-standard`).
+
+Square size: the alpha bounding boxes of the 2,705 gen8 sprites exceed 48 px (in height
+or width) for 70 sprites (2.6 %), 52 px for 20 and 56 px for 8; the largest is 56×67.
+48×48 holds 97 % of them whole at 0.73× the pixels of 56×56, so SIZE = 48: each sprite's
+bounding box is centred on a white 48×48 canvas, and the few larger ones lose their
+outer rows/columns (a crop, never a resampling: pixel art stays byte-exact).
+
+Colour classes (the labels for guidance, and the check of generated sprites): each
+foreground pixel votes in HSV (`pixel_classes`); the outline and very dark line pixels
+(the sprites draw lines and black areas in about (65, 65, 65)) do not vote unless they
+fill most of the sprite. Foreground = not near-white pixels, plus near-white areas that
+the outline encloses, so the same rule works on generated images without an alpha channel.
+Labels of the 2,705 sprites: red 212, orange 241, yellow 428, green 254, blue 554,
+purple 94, pink 184, brown 91, grey 374, white 273 (checked by eye on contact sheets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SIZE = 48
+
+# Colour classes a person would name; "grey" includes black.
+COLOUR_CLASSES: tuple[str, ...] = (
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "white",
+)
+RED, ORANGE, YELLOW, GREEN, BLUE, PURPLE, PINK, BROWN, GREY, WHITE = range(10)
+
+NEAR_WHITE = 240  # a pixel whose channels are all >= this is background (uint8)
+DARK_V = 0.30  # HSV value below which a pixel is "very dark" (lines, outline, black)
+DARK_SHARE = 0.4  # inner pixels this dark or more: the sprite is black (GREY)
+GREY_S = 0.15  # saturation below which a pixel is grey / white
+WHITE_V = 0.80  # value above which a low-saturation pixel is white
+# Hue bins in degrees (upper edges) for saturated pixels; red wraps around 360.
+_HUE_EDGES = ((15, RED), (42, ORANGE), (70, YELLOW), (165, GREEN), (255, BLUE),
+              (290, PURPLE), (340, PINK), (361, RED))
+
+
+def to_rgba(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode (RGBA, P, LA, ...) as a uint8 RGBA array [H, W, 4]."""
+    return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+
+
+def composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Alpha-composite a uint8 RGBA array on white; opaque pixels are kept exactly."""
+    alpha = rgba[..., 3:4].astype(np.float64) / 255.0
+    rgb = rgba[..., :3].astype(np.float64) * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def square_sprite(rgba: np.ndarray, size: int = SIZE) -> np.ndarray | None:
+    """Centre the alpha bounding box on a white size×size canvas (crop if larger); None if empty."""
+    ys, xs = np.nonzero(rgba[..., 3] > 0)
+    if ys.size == 0:
+        return None
+    box = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = box.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    box = box[top:top + size, left:left + size]
+    h, w = box.shape[:2]
+    canvas = np.zeros((size, size, 4), dtype=np.uint8)
+    y0, x0 = (size - h) // 2, (size - w) // 2
+    canvas[y0:y0 + h, x0:x0 + w] = box
+    return composite_on_white(canvas)
+
+
+def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hue in degrees [0, 360), saturation and value in [0, 1] of uint8 RGB pixels [..., 3]."""
+    x = rgb.astype(np.float64) / 255.0
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    v, mn = x.max(-1), x.min(-1)
+    c = v - mn
+    s = np.where(v > 0, c / np.maximum(v, 1e-12), 0.0)
+    safe = np.maximum(c, 1e-12)
+    h = np.where(v == r, ((g - b) / safe) % 6, np.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    return np.where(c > 0, h * 60.0, 0.0), s, v
+
+
+def pixel_classes(rgb: np.ndarray) -> np.ndarray:
+    """Colour class index of every uint8 RGB pixel [..., 3] (HSV thresholds; brown = dark orange)."""
+    h, s, v = _hsv(rgb)
+    out = np.full(h.shape, RED, dtype=np.int64)
+    for edge, cls in reversed(_HUE_EDGES):
+        out[h < edge] = cls
+    warm = (h >= 15) & (h < 50)
+    out[warm & ((v < 0.62) | ((s < 0.45) & (v < 0.8)))] = BROWN
+    out[((h < 15) | (h >= 340)) & (s < 0.45) & (v > 0.75)] = PINK  # light red reads as pink
+    grey = (s < GREY_S) | (v < DARK_V)
+    out[grey] = GREY
+    out[grey & (v >= WHITE_V)] = WHITE
+    return out
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of boolean masks [..., H, W] that touch a non-mask pixel or the border (4-neighbours)."""
+    pad = [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)]
+    p = np.pad(mask, pad, constant_values=False)
+    interior = p[..., :-2, 1:-1] & p[..., 2:, 1:-1] & p[..., 1:-1, :-2] & p[..., 1:-1, 2:]
+    return mask & ~interior
+
+
+def colour_class(image: np.ndarray, mask: np.ndarray) -> int:
+    """Dominant colour class of a uint8 RGB sprite [H, W, 3] over its foreground mask [H, W].
+
+    Each foreground pixel votes for its class (`pixel_classes`), except the outline (the
+    mask's edge) and very dark pixels (lines, shadows). A sprite whose inner pixels are
+    mostly very dark is GREY (black). An empty mask gives GREY.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    inner = mask & ~_outline(mask)
+    if not inner.any():
+        inner = mask
+    if not inner.any():
+        return GREY
+    _, _, v = _hsv(image)
+    dark = v < DARK_V
+    if dark[inner].mean() > DARK_SHARE:
+        return GREY
+    classes = pixel_classes(image)[inner & ~dark]
+    return int(np.bincount(classes, minlength=len(COLOUR_CLASSES)).argmax())
+
+
+def foreground(images: np.ndarray) -> np.ndarray:
+    """Foreground masks [N, H, W] of uint8 RGB images [N, H, W, 3] on white.
+
+    Background = near-white pixels 4-connected to the image border (a flood fill), so
+    the white body of a sprite enclosed by its outline stays foreground.
+    """
+    pale = images.min(axis=-1) >= NEAR_WHITE
+    bg = np.zeros_like(pale)
+    bg[:, [0, -1], :] = pale[:, [0, -1], :]
+    bg[:, :, [0, -1]] |= pale[:, :, [0, -1]]
+    while True:
+        grown = bg.copy()
+        grown[:, 1:] |= bg[:, :-1]
+        grown[:, :-1] |= bg[:, 1:]
+        grown[:, :, 1:] |= bg[:, :, :-1]
+        grown[:, :, :-1] |= bg[:, :, 1:]
+        grown &= pale
+        if np.array_equal(grown, bg):
+            return ~bg
+        bg = grown
+
+
+def colour_classes(images: np.ndarray) -> np.ndarray:
+    """Colour class (int64 [N]) of uint8 RGB images [N, H, W, 3] on a white background."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
+    masks = foreground(images)
+    return np.array([colour_class(im, m) for im, m in zip(images, masks)], dtype=np.int64)
+
+
+def sprite_paths(package_dir: Path) -> list[tuple[str, Path]]:
+    """(name, path) of every gen8 sprite in an extracted npm package: regular, shiny, female."""
+    root = Path(package_dir) / "pokemon-gen8"
+    found = []
+    for variant in ("regular", "shiny"):
+        for sub, suffix in (("", ""), ("female", "-female")):
+            tail = suffix + ("-shiny" if variant == "shiny" else "")
+            found += [(p.stem + tail, p) for p in sorted((root / variant / sub).glob("*.png"))]
+    return found
+
+
+def read_sprites(package_dir: Path, size: int = SIZE) -> tuple[np.ndarray, list[str]]:
+    """All non-empty gen8 sprites as uint8 [N, size, size, 3] on white, with their names."""
+    images, names = [], []
+    for name, path in sprite_paths(package_dir):
+        with Image.open(path) as im:
+            square = square_sprite(to_rgba(im), size)
+        if square is not None:
+            images.append(square)
+            names.append(name)
+    if not images:
+        raise ValueError(f"no sprites found under {Path(package_dir) / 'pokemon-gen8'}")
+    return np.stack(images), names

