@@ -12,6 +12,7 @@ import copy
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ from .diffusion import noisy_batch, training_loss
 from .models import build_model, count_parameters
 from .pipeline import ModelInfo, Pipeline, checkpoint_config
 from .train_config import TrainConfig, load_train_config
+from .schedules import Schedule
 from .train_state import load_train_state, save_train_state
 from .viz import image_grid, points_image, save_png
 
@@ -64,8 +66,26 @@ def preview(ema: torch.nn.Module, info: ModelInfo, path: Path) -> None:
         save_png(points_image(x.cpu().numpy()), path)
 
 
-def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = None) -> Path:
-    """Run (or resume) training; return the checkpoint folder."""
+@dataclass
+class Run:
+    """The live objects of one training process."""
+
+    acc: Accelerator
+    model: torch.nn.Module
+    ema: torch.nn.Module
+    opt: torch.optim.Optimizer
+    lr_sched: torch.optim.lr_scheduler.LambdaLR
+    gen: torch.Generator  # noise, timesteps, label dropout and flips of this process
+    schedule: Schedule
+    data: Dataset
+    info: ModelInfo
+    start: int = 0  # step to start from (resumed runs)
+    elapsed: float = 0.0  # seconds spent in earlier sessions of this run
+    loss: float | None = None  # running loss when the run was saved
+
+
+def setup(config: TrainConfig, out: Path) -> Run:
+    """Build model, EMA, optimiser and data, restore OUT/train_state if present, and prepare with Accelerate."""
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
@@ -74,76 +94,94 @@ def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = 
                       cpu=default_device().type == "cpu")
     set_seed(config.seed)
     data = load_dataset(config.dataset)
-    info = model_info(config, data)
     model = build_model(config.model)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warm = lambda s: min(1.0, (s + 1) / max(config.warmup_steps, 1))  # noqa: E731
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warm)
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
+    start, elapsed, loss = 0, 0.0, None
     state = load_train_state(out)
-    start, elapsed = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])
-        start, elapsed = state["step"], state.get("seconds", 0.0)
-        lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warm, last_epoch=start - 1)
+        start, elapsed, loss = state["step"], state.get("seconds", 0.0), state.get("loss")
         acc.print(f"resuming {out} from step {start}")
+    warm = lambda s: min(1.0, (s + 1) / max(config.warmup_steps, 1))  # noqa: E731
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warm, last_epoch=start - 1)
     model, opt = acc.prepare(model, opt)
-    ema.to(acc.device)
-    schedule = config.diffusion.make_schedule().to(acc.device)
-    null = info.num_classes
-    total = config.steps if max_steps is None else min(config.steps, max_steps)
     acc.print(f"{config.dataset}: {len(data.x)} examples {tuple(data.x.shape[1:])}, "
-              f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, {acc.num_processes} process(es) on {acc.device}, "
-              f"mixed precision {mp}")
-    bar = tqdm(range(start, total), initial=start, total=total, disable=not acc.is_main_process, unit="step",
-               mininterval=2.0)
-    t0, loss_avg = time.time(), None
+              f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, "
+              f"{acc.num_processes} process(es) on {acc.device}, mixed precision {mp}")
+    return Run(acc, model, ema.to(acc.device), opt, lr_sched, gen, config.diffusion.make_schedule().to(acc.device),
+               data, model_info(config, data), start, elapsed, loss)
+
+
+def micro_batch(run: Run, config: TrainConfig, micro_step: int):
+    """(x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
+    acc, data = run.acc, run.data
+    idx = batch_indices(len(data.x), micro_step, config.batch_size, config.seed, acc.process_index, acc.num_processes)
+    x0 = random_hflip(data.x[idx], run.gen) if config.hflip else data.x[idx]
+    x_t, t, eps = noisy_batch(run.schedule, x0.to(acc.device), run.gen)
+    labels = None
+    if data.labels is not None and run.info.num_classes:
+        labels = data.labels[idx].clone()
+        labels[torch.rand(len(idx), generator=run.gen) < config.label_dropout] = run.info.num_classes
+        labels = labels.to(acc.device)
+    return x_t, t, eps, labels
+
+
+def train_step(run: Run, config: TrainConfig, step: int) -> float:
+    """One optimiser step (grad_accum micro-batches), then the learning-rate and EMA updates; the last loss."""
+    acc = run.acc
+    for micro in range(config.grad_accum):
+        x_t, t, eps, labels = micro_batch(run, config, step * config.grad_accum + micro)
+        with acc.accumulate(run.model), acc.autocast():
+            loss = training_loss(run.model(x_t, t, labels).float(), eps, config.diffusion.loss)
+            acc.backward(loss)
+            if acc.sync_gradients:
+                acc.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+            run.opt.step()
+            run.opt.zero_grad()
+    run.lr_sched.step()
+    ema_update(run.ema, acc.unwrap_model(run.model), min(config.ema_decay, (1 + step) / (10 + step)))
+    return loss.item()
+
+
+def finish(run: Run, config: TrainConfig, out: Path, command: str, seconds: float, loss: float | None) -> None:
+    """Write the checkpoint folder: EMA weights, config.json with the training record, model card."""
+    training = {"command": command, "seconds": round(seconds, 1), "hardware": hardware_description(run.acc),
+                "steps": config.steps, "final_loss": loss, "config": config.to_dict(),
+                "torch": torch.__version__, "processes": run.acc.num_processes}
+    cfg = checkpoint_config(config.model, run.info, training)
+    save_checkpoint(out, {k: v.cpu() for k, v in run.ema.state_dict().items()}, cfg, render_card(cfg))
+    run.acc.print(f"wrote {out} ({seconds / 60:.1f} min)")
+
+
+def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = None) -> Path:
+    """Run (or resume) training; return the checkpoint folder."""
+    run = setup(config, out)
+    acc, total = run.acc, config.steps if max_steps is None else min(config.steps, max_steps)
+    per_step = config.batch_size * config.grad_accum * acc.num_processes
+    bar = tqdm(range(run.start, total), initial=run.start, total=total, disable=not acc.is_main_process,
+               unit="step", mininterval=2.0)
+    t0, loss_avg = time.time(), run.loss
     for step in bar:
-        for micro in range(config.grad_accum):
-            idx = batch_indices(len(data.x), step * config.grad_accum + micro, config.batch_size, config.seed,
-                                acc.process_index, acc.num_processes)
-            x0 = data.x[idx]
-            if config.hflip:
-                x0 = random_hflip(x0, gen)
-            x0 = x0.to(acc.device)
-            x_t, t, eps = noisy_batch(schedule, x0, gen)
-            labels = None
-            if data.labels is not None and null:
-                labels = data.labels[idx].clone()
-                labels[torch.rand(len(idx), generator=gen) < config.label_dropout] = null
-                labels = labels.to(acc.device)
-            with acc.accumulate(model), acc.autocast():
-                loss = training_loss(model(x_t, t, labels).float(), eps, config.diffusion.loss)
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-                opt.step()
-                opt.zero_grad()
-        lr_sched.step()
-        ema_update(ema, acc.unwrap_model(model), min(config.ema_decay, (1 + step) / (10 + step)))
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        loss = train_step(run, config, step)
+        loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
         done = step + 1
-        rate = (done - start) * config.batch_size * config.grad_accum * acc.num_processes / (time.time() - t0)
-        bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{rate:.0f}", refresh=False)
+        bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{(done - run.start) * per_step / (time.time() - t0):.0f}",
+                        refresh=False)
         if acc.is_main_process and (done % config.save_every == 0 or done == total):
-            save_train_state(out, done, acc.unwrap_model(model).state_dict(), ema.state_dict(), opt.state_dict(),
-                             gen.get_state(), {"seconds": elapsed + time.time() - t0, "loss": loss_avg})
+            save_train_state(out, done, acc.unwrap_model(run.model).state_dict(), run.ema.state_dict(),
+                             run.opt.state_dict(), run.gen.get_state(),
+                             {"seconds": run.elapsed + time.time() - t0, "loss": loss_avg})
         if acc.is_main_process and (done % config.sample_every == 0 or done == total):
             (out / "samples").mkdir(parents=True, exist_ok=True)
-            preview(ema, info, out / "samples" / f"step_{done:06d}.png")
+            preview(run.ema, run.info, out / "samples" / f"step_{done:06d}.png")
     acc.wait_for_everyone()
     if acc.is_main_process and total == config.steps:
-        seconds = elapsed + time.time() - t0
-        training = {"command": command, "seconds": round(seconds, 1), "hardware": hardware_description(acc),
-                    "steps": config.steps, "final_loss": loss_avg, "config": config.to_dict(),
-                    "torch": torch.__version__, "processes": acc.num_processes}
-        cfg = checkpoint_config(config.model, info, training)
-        save_checkpoint(out, {k: v.cpu() for k, v in ema.state_dict().items()}, cfg, render_card(cfg))
-        acc.print(f"wrote {out} ({seconds / 60:.1f} min)")
+        finish(run, config, out, command, run.elapsed + time.time() - t0, loss_avg)
     acc.end_training()
     return out
 
