@@ -77,7 +77,6 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--docs", type=Path, default=Path("docs"))
     args = p.parse_args()
-    torch.set_grad_enabled(False)
     pipe = Pipeline.load(args.checkpoint)
     args.docs.mkdir(exist_ok=True)
     curves = fld_vs_steps(pipe, args.steps, args.num, args.guidance)

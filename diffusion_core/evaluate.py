@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .card import render_card
 from .data import load_dataset, to_uint8
@@ -95,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", action="store_true", help="run the settings the model card reports")
     p.add_argument("--write-card", action="store_true", help="with --suite: write the metrics into the checkpoint")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
     pipe = Pipeline.load(args.checkpoint)
     if args.suite:
         metrics = {name: evaluate(pipe, args.num, args.seed, **kw) for name, kw in SUITES[pipe.info.dataset].items()}
