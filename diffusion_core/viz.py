@@ -1,7 +1,9 @@
-"""Pictures of samples: image grids, point clouds, titled side-by-side frames, GIFs and schedule plots."""
+"""Pictures: image grids, point clouds, titled side-by-side frames, GIFs, schedule plots; drawings to digits."""
 from __future__ import annotations
 
 import base64
+import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -99,7 +101,8 @@ def schedule_figure(schedules: dict, t: int | None = None):
         for col, y in enumerate((s.beta, s.alpha_bar, s.snr()), start=1):
             fig.add_trace(go.Scatter(x=steps, y=y.cpu().numpy(), name=name, legendgroup=name, showlegend=col == 1,
                                      line=dict(color=colour, width=2)), row=1, col=col)
-    fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="linear", row=1, col=2)
     fig.update_xaxes(title_text="t")
     if t is not None:
         for col in (1, 2, 3):
@@ -109,22 +112,47 @@ def schedule_figure(schedules: dict, t: int | None = None):
     return fig
 
 
-def display_grid(images: np.ndarray, per_row: int, width: int = 320) -> np.ndarray:
-    """uint8 images [N, H, W, C] tiled `per_row` wide on grey, upscaled by a whole factor to about `width` px."""
-    grid_w = per_row * (images.shape[2] + 1) + 1
-    grid = image_grid(images, nrow=per_row, pad=1, scale=max(1, width // grid_w), background=128)
+def schedule_table(numbers: dict) -> str:
+    """Markdown table of alpha_bar_t, its square roots and the SNR per schedule ({kind: (x_t, numbers)})."""
+    rows = [f"| {kind} | {n['alpha_bar']:.4f} | {n['signal']:.3f} | {n['noise']:.3f} | {n['snr']:.3g} |"
+            for kind, (_, n) in numbers.items()]
+    return "\n".join(["| schedule | ᾱ_t | √ᾱ_t (signal kept) | √(1−ᾱ_t) (noise) | SNR = ᾱ_t / (1−ᾱ_t) |",
+                      "|---|---|---|---|---|", *rows])
+
+
+def display_grid(images: np.ndarray, per_row: int, width: int | None = None) -> np.ndarray:
+    """uint8 images [N, H, W, C] tiled `per_row` wide on grey ([H, W] if grey); `width`: whole-factor upscale."""
+    scale = 1 if width is None else max(1, width // (per_row * (images.shape[2] + 1) + 1))
+    grid = image_grid(images, nrow=per_row, pad=1, scale=scale, background=128)
     return grid[..., 0] if grid.shape[-1] == 1 else grid
+
+
+def tagged_grid(images: np.ndarray, tags: list[tuple[str, bool | None]], per_row: int, cell: int = 84) -> np.ndarray:
+    """uint8 images [N, H, W, C] enlarged to about `cell` px, each tagged below (green: as asked, red: not)."""
+    scale = max(1, cell // images.shape[2])
+    h, w = images.shape[1] * scale, images.shape[2] * scale
+    rows = -(-len(images) // per_row)
+    canvas = Image.new("RGB", (per_row * (w + 6) + 6, rows * (h + 24) + 6), "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=13)
+    for i, (img, (text, ok)) in enumerate(zip(images, tags)):
+        x, y = 6 + (i % per_row) * (w + 6), 6 + (i // per_row) * (h + 24)
+        tile = Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).resize((w, h), Image.NEAREST)
+        canvas.paste(tile.convert("RGB"), (x, y))
+        colour = (90, 90, 90) if ok is None else (20, 130, 40) if ok else (200, 30, 30)
+        draw.text((x + w / 2, y + h + 3), text, fill=colour, font=font, anchor="mt")
+    return np.asarray(canvas)
 
 
 def pair_picture(x_t: np.ndarray, x0_pred: np.ndarray, caption: str, per_row: int = 1,
                  curve: np.ndarray | None = None) -> np.ndarray:
-    """x_t beside x0_pred with titles: uint8 image batches as grids, or float points [N, 2] as scatters."""
+    """x_t beside x0_pred, titled, under a caption: uint8 image batches as grids, float points [N, 2] as scatters."""
     if x_t.dtype == np.uint8:
-        left, right = display_grid(x_t, per_row, 260), display_grid(x0_pred, per_row, 260)
+        left, right = display_grid(x_t, per_row, 300), display_grid(x0_pred, per_row, 300)
     else:
-        left = scatter_image(x_t, 260, 3.0, curve)
-        right = scatter_image(x0_pred, 260, 1.6, curve, color=(214, 39, 40))
-    return side_by_side([with_title(left, f"x_t  ({caption})"), with_title(right, "x0_pred")])
+        left = scatter_image(x_t, 280, 3.0, curve)
+        right = scatter_image(x0_pred, 280, 1.6, curve, color=(214, 39, 40))
+    pair = side_by_side([with_title(left, "x_t (noisy sample)"), with_title(right, "x0_pred (model's guess)")])
+    return with_title(pair, caption)
 
 
 def forward_picture(x) -> np.ndarray:
@@ -134,6 +162,114 @@ def forward_picture(x) -> np.ndarray:
     if x.ndim == 4:
         return display_grid(to_uint8(x), 1, 280)
     return scatter_image(np.asarray(x), 280, 3.0, spiral_points())
+
+
+# ---------------------------------------------------------------- tags of final samples
+
+def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str, bool | None]]:
+    """(tag, matches the asked label or None) per final sample: LeNet's reading of digits, a sprite's colour class."""
+    import torch
+
+    if pipe.info.dataset == "digits":
+        from .lenet import load_lenet
+
+        with torch.inference_mode():
+            conf, pred = load_lenet()(x.detach().float().cpu()).softmax(1).max(1)
+        seen = pred.tolist()
+        texts = [f"{p} ({c:.0%})" for p, c in zip(seen, conf.tolist())]
+    elif pipe.info.dataset == "pokemon":
+        from .sprites import colour_classes
+
+        seen = colour_classes(images).tolist()
+        texts = [pipe.info.class_names[c] for c in seen]
+    else:
+        return [("", None)] * len(images)
+    return [(text, bool(s == lab) if labels else None) for text, s, lab in zip(texts, seen, labels or seen)]
+
+
+def tag_summary(pipe, tags: list[tuple[str, bool | None]]) -> str:
+    """'LeNet reads the asked digit in 37 of 40 samples' (or the sprites' colour version); '' if untagged."""
+    hits = [ok for _, ok in tags if ok is not None]
+    if not hits:
+        return ""
+    what = "LeNet reads the asked digit" if pipe.info.dataset == "digits" else "the colour class is the asked one"
+    return f" · {what} in {sum(hits)} of {len(hits)} samples"
+
+
+# ---------------------------------------------------------------- drawings (SDEdit on the Digits tab)
+
+def sketch_ink(value) -> np.ndarray:
+    """Ink in [0, 1] (float [H, W]) of a sketch (dict with 'composite', or an image array): dark or opaque strokes."""
+    image = value.get("composite") if isinstance(value, dict) else value
+    if image is None:
+        raise ValueError("draw a digit on the sketchpad first")
+    try:
+        a = np.asarray(image, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"the sketch is not an image: got {type(image).__name__}") from None
+    if a.size > 2**24:
+        raise ValueError(f"the sketch is too large: {a.shape} (at most 16 M values)")
+    if a.ndim == 3 and a.shape[-1] in (1, 2, 3, 4) and a.shape[0] > 3 and a.shape[1] > 3:
+        alpha = a[..., -1] / 255 if a.shape[-1] in (2, 4) else 1.0
+        grey = a[..., :3].mean(-1) if a.shape[-1] >= 3 else a[..., 0]
+        return np.clip(alpha * (1 - grey / 255), 0, 1)
+    if a.ndim == 2 and min(a.shape) > 3:
+        return np.clip(1 - a / 255, 0, 1)
+    raise ValueError(f"the sketch must be an image [H, W] or [H, W, C], got an array of shape {a.shape}")
+
+
+def sketch_to_x0(value, size: int = 28, box: int = 20):
+    """A drawing as an MNIST-style digit [1, size, size] in [-1, 1]: cropped, fit in `box` px, centred by mass."""
+    ink = sketch_ink(value)
+    ys, xs = np.nonzero(ink > 0.1)
+    if len(ys) < 5:
+        raise ValueError("the sketch is empty: draw a digit first (white strokes on black work too if inverted)")
+    crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    scale = box / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((w, h), Image.LANCZOS)) / 255.0
+    yy, xx = np.indices(small.shape)
+    mass = max(small.sum(), 1e-9)
+    cy, cx = (yy * small).sum() / mass, (xx * small).sum() / mass
+    top = int(np.clip(round(size / 2 - cy), 0, size - h))
+    left = int(np.clip(round(size / 2 - cx), 0, size - w))
+    out = np.zeros((size, size))
+    out[top:top + h, left:left + w] = small
+    import torch
+
+    return torch.from_numpy(out * 2 - 1).float()[None]
+
+
+# ---------------------------------------------------------------- replay and GIF of a run
+
+def step_caption(step: int, total: int, t: int) -> str:
+    """'step 12/50, t = 779' ('t = clean' for the final step)."""
+    return f"step {step + 1}/{total}, t = {'clean' if t < 0 else t}"
+
+
+def replay_picture(rec, index: int) -> np.ndarray:
+    """x_t beside x0_pred of step `index` of a playground Recording, as one titled RGB picture."""
+    t, x_t, x0_pred = rec.steps[index]
+    curve = None if x_t.dtype == np.uint8 else spiral_points()
+    return pair_picture(x_t, x0_pred, step_caption(index, rec.total, t), rec.per_row, curve)
+
+
+def run_gif(rec, folder: Path, max_frames: int = 48) -> Path:
+    """A GIF of a recorded run (x_t beside x0_pred) in `folder`, made once; GIFs older than an hour are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*/run*.gif"):
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+            old.parent.rmdir()
+    if not rec.steps:
+        raise ValueError("nothing recorded yet: generate first")
+    if rec.gif is not None and rec.gif[0] == len(rec.steps) and rec.gif[1].exists():
+        return rec.gif[1]
+    path = folder / str(time.time_ns()) / f"run_{rec.total}_steps.gif"
+    path.parent.mkdir()
+    save_gif([replay_picture(rec, i) for i in rec.sample_indices(max_frames)], path)
+    rec.gif = (len(rec.steps), path)
+    return path
 
 
 # ---------------------------------------------------------------- the live spiral plot's payload

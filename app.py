@@ -1,0 +1,299 @@
+"""Diffusion Playground: watch noise become a spiral, a digit or a Pokémon, step by step. `python app.py`
+(honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT). Layout and wiring only: handlers adapt diffusion_core.
+Environment: PLAYGROUND_CHECKPOINTS=DIR (folders spiral/, digits/, pokemon/ instead of Hub/shipped),
+PLAYGROUND_THREADS (torch threads), PLAYGROUND_CONCURRENCY (sampling runs at once, default 2)."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import gradio as gr
+import plotly
+import torch
+
+from diffusion_core import playground as pg
+from diffusion_core import viz
+from diffusion_core.checkpoint import CheckpointError
+from diffusion_core.data import DIGIT_CLASSES
+from diffusion_core.schedules import make_schedule
+from diffusion_core.sprites import COLOUR_CLASSES
+
+ROOT = Path(__file__).resolve().parent
+STATIC = ROOT / "static"
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
+
+# The one place that says where each tab's model comes from: a Hub repo at a pinned revision (commit), else
+# the shipped copy in checkpoints/. None until the checkpoints are published: the shipped copies are used.
+HUB_REPOS: dict[str, tuple[str, str] | None] = {"spiral": None, "digits": None, "pokemon": None}
+CHECKPOINTS = {name: pg.CheckpointSpec(*(repo or (None, None)), fallback=ROOT / "checkpoints" / name)
+               for name, repo in HUB_REPOS.items()}
+STORE = pg.ModelStore(CHECKPOINTS, os.environ.get("PLAYGROUND_CHECKPOINTS") or None)
+CONCURRENCY = int(os.environ.get("PLAYGROUND_CONCURRENCY", "2"))
+if os.environ.get("PLAYGROUND_THREADS"):
+    torch.set_num_threads(int(os.environ["PLAYGROUND_THREADS"]))
+gr.set_static_paths([str(STATIC), str(PLOTLY_JS.parent)])
+
+SAMPLER_CHOICES = [("DDPM (ancestral, all T steps)", "ddpm"), ("DDIM", "ddim"), ("DPM-Solver++ (2M)", "dpm++")]
+LABELS = {"digits": [("all (one row per digit)", "all"), *DIGIT_CLASSES],
+          "pokemon": [("all (one row per colour)", "all"), *COLOUR_CLASSES]}
+DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
+            "pokemon": dict(num=9, label="blue", refresh=0.04)}
+EXAMPLES = {"the spiral (1,000 points)": None, "a digit": STATIC / "examples" / "digit.png",
+            "a Pokémon sprite": STATIC / "examples" / "pokemon.png"}
+
+try:  # ZeroGPU Spaces: run the sampling handlers on the GPU; elsewhere nothing changes
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        """No `spaces` package: the function unchanged."""
+        return fn
+
+
+@contextmanager
+def shown_in_page():
+    """Show the core's ValueError / CheckpointError (bad input, missing model) as a gr.Error in the page."""
+    try:
+        yield
+    except (ValueError, CheckpointError) as e:
+        raise gr.Error(str(e)) from None
+
+
+# ---------------------------------------------------------------- handlers (adapters)
+
+def model_info(tab: str) -> tuple:
+    """Which checkpoint the tab uses (or why there is none); its default sampler, steps, eta (and guidance)."""
+    n = 3 if tab == "spiral" else 4
+    try:
+        pipe = STORE.get(tab)
+    except CheckpointError as e:
+        return f"⚠️ **No {tab} model available.** {e}", *(gr.update(),) * n
+    d, T = pipe.info.sampling, pipe.schedule.T
+    source = pipe.source.replace(f"{ROOT}/", "")
+    info = f"**Model:** {source} · {pipe.info.diffusion.schedule} noise schedule, T = {T}"
+    return (info, d.sampler, gr.update(value=d.steps, maximum=T), d.eta, d.guidance)[:n + 1]
+
+
+def sampler_controls(sampler: str, steps: float):
+    """DDPM takes every timestep (steps fixed at T); eta only applies to DDIM."""
+    ddpm = sampler == "ddpm"
+    steps_update = gr.update(value=1000, interactive=False) if ddpm else gr.update(
+        value=20 if steps >= 1000 else steps, interactive=True)
+    return steps_update, gr.update(visible=sampler == "ddim")
+
+
+def to_page(frames, progress: gr.Progress):
+    """Stream a core run to the page: outputs (None: unchanged) each frame; the status line and the progress bar
+    at most 4 times a second (the browser's time goes to the picture); the recording for replay and the GIF."""
+    throttle = pg.Throttle(0.25)
+    for f in frames:
+        status = f.step == f.rec.total - 1 or throttle.due()
+        if status:
+            progress((f.step + 1, f.rec.total), desc=f.status, unit="steps")
+        yield *(gr.skip() if o is None else o for o in f.outputs), f.status if status else gr.skip(), f.rec
+
+
+@gpu
+def spiral(sampler: str, steps: float, eta: float, seed: float, samples: float, refresh_s: float,
+           progress=gr.Progress()):
+    """The Spiral tab's Generate: the live plot value (x_t and x0_pred points), status, recording."""
+    with shown_in_page():
+        pipe = STORE.get("spiral")
+        s = pg.check_settings(pipe, "spiral", sampler, steps, eta, 0.0, None, seed, samples, refresh_s)
+        yield from to_page(pg.spiral_stream(pipe, s), progress)
+
+
+def make_generate(tab: str):
+    """The Digits/Pokémon Generate: x_t grid, x0_pred grid, tagged final samples, status, recording."""
+    @gpu
+    def generate(sampler: str, steps: float, eta: float, guidance: float, label: str, seed: float,
+                 samples: float, refresh_s: float, progress=gr.Progress()):
+        with shown_in_page():
+            pipe = STORE.get(tab)
+            s = pg.check_settings(pipe, tab, sampler, steps, eta, guidance, label, seed, samples, refresh_s)
+            yield from to_page(pg.image_stream(pipe, s), progress)
+    return generate
+
+
+HANDLERS = {"spiral": spiral, "digits": make_generate("digits"), "pokemon": make_generate("pokemon")}
+
+
+@gpu
+def complete_sketch(drawing, t_start: float, sampler: str, steps: float, eta: float, guidance: float,
+                    label: str, seed: float, samples: float, refresh_s: float, progress=gr.Progress()):
+    """SDEdit on the Digits tab: noise the drawing to step t_start, then denoise it with the digits model."""
+    with shown_in_page():
+        pipe = STORE.get("digits")
+        s = pg.check_settings(pipe, "digits", sampler, steps, eta, guidance, label, seed, samples, refresh_s,
+                              t_start)
+        yield from to_page(pg.image_stream(pipe, s, viz.sketch_to_x0(drawing)), progress)
+
+
+def replay(step: float, rec: pg.Recording | None):
+    """The live outputs and caption of a recorded step (the spiral's as real, hoverable plotly points)."""
+    with shown_in_page():
+        f = pg.replay_frame(rec, step)
+    return *f.outputs, f.status
+
+
+def finish_run(rec: pg.Recording | None):
+    """After a run, finished or stopped: the replay slider on its last step, the run's GIF, and (if stopped) why."""
+    if rec is None or not rec.steps:
+        return gr.update(visible=False), gr.update(visible=False, value=None), gr.skip()
+    last = max(rec.steps)
+    stopped = f"Stopped at step {last + 1}/{rec.total}: replay or download the steps so far."
+    return (gr.update(visible=True, maximum=rec.total - 1, value=last),
+            gr.update(visible=True, value=str(viz.run_gif(rec, GIF_DIR))), gr.skip() if rec.finished else stopped)
+
+
+def forward(example: str, t: float):
+    """x_t of an example under the linear and cosine schedules at timestep t, with the numbers behind them."""
+    if example not in EXAMPLES:
+        raise gr.Error(f"example must be one of {', '.join(EXAMPLES)}, got {example!r}")
+    with shown_in_page():
+        out = pg.forward_process(pg.load_example(EXAMPLES[example]), t)
+    return *(viz.forward_picture(x_t) for x_t, _ in out.values()), viz.schedule_table(out)
+
+
+def schedule_plot(t: float):
+    """beta_t, alpha_bar_t and SNR of the linear and cosine schedules, with a marker at t."""
+    return viz.schedule_figure({k: make_schedule(k, 1000) for k in ("linear", "cosine")}, int(t))
+
+
+# ---------------------------------------------------------------- layout
+
+SCATTER_HTML = '<div class="live-scatter"><div class="live-plot"></div><canvas class="live-canvas"></canvas></div>'
+SCATTER_CSS = (".live-scatter{position:relative;width:100%;min-height:430px}"
+               ".live-canvas{position:absolute;left:0;top:0;pointer-events:none}")
+SCATTER_JS = (STATIC / "live_scatter.js").read_text() + "\nwindow.LiveScatter.mount(element, props, watch);"
+SAMPLING = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
+
+
+def controls(tab: str) -> list:
+    """The sampler controls of a generation tab, in the handlers' argument order (no label/guidance: spiral)."""
+    d, images = DEFAULTS[tab], tab != "spiral"
+    ids = {name: dict(elem_id=f"{tab}-{name}") for name in ("sampler", "steps", "eta", "guidance", "label", "seed",
+                                                              "samples", "refresh")}
+    sampler = gr.Dropdown(SAMPLER_CHOICES, value="ddim", label="Sampler", **ids["sampler"])
+    steps = gr.Slider(1, 1000, value=20, step=1, label="Steps", info="DDPM always takes all T steps", **ids["steps"])
+    eta = gr.Slider(0, 1, value=0, step=0.05, label="eta", info="DDIM's fresh noise: 0 = none, 1 = as much as DDPM",
+                    **ids["eta"])
+    sampler.change(sampler_controls, [sampler, steps], [steps, eta], api_name=f"{tab}_sampler_controls",
+                   api_visibility="private")
+    guidance = gr.Slider(0, 10, value=2, step=0.5, label="Guidance scale g", visible=images,
+                         info="0 ignores the label, 1 follows it, more insists on it", **ids["guidance"])
+    label = gr.Dropdown(LABELS.get(tab, []), value=d["label"], label="Label", visible=images, **ids["label"])
+    with gr.Row(equal_height=True):
+        seed = gr.Number(0, precision=0, minimum=0, maximum=pg.MAX_SEED, label="Seed", scale=4, **ids["seed"])
+        dice = gr.Button("Random", scale=1, min_width=70)
+    dice.click(lambda: random.randint(0, pg.MAX_SEED), None, seed, api_name=f"{tab}_dice", api_visibility="private")
+    samples = gr.Slider(1, pg.MAX_SAMPLES[tab], value=d["num"], step=1,
+                        label="Samples per label" if images else "Number of points",
+                        info="with label 'all': samples per row" if images else None, **ids["samples"])
+    refresh = gr.Slider(pg.REFRESH_S[0], 1.0, value=d["refresh"], step=0.02, label="Refresh every (s)",
+                        info="how often the picture is redrawn; sampling never waits for it", **ids["refresh"])
+    return [sampler, steps, eta, *([guidance, label] if images else []), seed, samples, refresh]
+
+
+def live_outputs(tab: str) -> list:
+    """Spiral: the live scatter; images: x_t and x0_pred grids side by side."""
+    if tab == "spiral":
+        return [gr.HTML({"curve": viz.encode_points(viz.spiral_points())}, html_template=SCATTER_HTML,
+                        css_template=SCATTER_CSS, js_on_load=SCATTER_JS, elem_id="spiral-live",
+                        head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>')]
+    grid = dict(format="png", height=440, interactive=False, buttons=["download"],
+                elem_classes=["pixelated", "live-grid"])
+    with gr.Row(equal_height=True):
+        return [gr.Image(label="x_t (noisy sample)", elem_id=f"{tab}-xt", **grid),
+                gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
+
+
+def sketch_section() -> tuple:
+    """Digits: a sketchpad, the noise level to start from, and the button that completes the drawing (SDEdit)."""
+    with gr.Accordion("✏️ Draw a digit and let the model finish it", open=False):
+        gr.Markdown("Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and "
+                    "denoises it from there: a small t keeps your strokes, a large t only their rough shape.")
+        pad = gr.Sketchpad(label="Draw a digit", canvas_size=(280, 280), image_mode="RGBA", type="numpy",
+                           brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
+                           layers=False, elem_id="digits-sketch")
+        t_start = gr.Slider(1, 999, value=600, step=1, label="Noise level t to start from", elem_id="digits-t-start")
+        go = gr.Button("Complete my drawing", variant="primary")
+    return pad, t_start, go
+
+
+def generation_tab(demo: gr.Blocks, tab: str) -> None:
+    """A tab that streams a run: controls, live x_t beside x0_pred, status, replay slider, GIF, final samples."""
+    info = gr.Markdown(f"Loading the {tab} model…")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            inputs = controls(tab)
+            with gr.Row():
+                go, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop", variant="stop")
+            sketch = sketch_section() if tab == "digits" else None
+        with gr.Column(scale=5):
+            live = live_outputs(tab)
+            status = gr.Markdown("Press **Generate** to start from pure noise.", elem_id=f"{tab}-status")
+            replay_step = gr.Slider(0, 999, step=1, label="Replay: step", visible=False, elem_id=f"{tab}-replay")
+            gif = gr.File(label="GIF of the run (x_t beside x0_pred)", elem_id=f"{tab}-gif", visible=False)
+            what = "what LeNet reads" if tab == "digits" else "colour class"
+            final = [] if tab == "spiral" else [gr.Image(label=f"Final samples: {what} (green = as asked)",
+                                                         format="png", elem_id=f"{tab}-final", interactive=False,
+                                                         elem_classes="final-grid")]
+    state = gr.State(None, time_to_live=1800)
+    outputs = [*live, *final, status, state]
+    runs = {tab: go.click(HANDLERS[tab], inputs, outputs, api_name=tab, show_progress_on=[status], **SAMPLING)}
+    if sketch:
+        runs["digits_sketch"] = sketch[2].click(complete_sketch, [*sketch[:2], *inputs], outputs,
+                                                api_name="digits_sketch", show_progress_on=[status], **SAMPLING)
+    stop.click(None, None, None, cancels=list(runs.values()), api_name=f"{tab}_stop", api_visibility="private")
+    gr.on([go.click, *([sketch[2].click] if sketch else [])], lambda: (gr.update(visible=False),) * 2, None,
+          [replay_step, gif], queue=False, api_name=f"{tab}_new_run", api_visibility="private")
+    for name, event in runs.items():  # also after Stop: replay and GIF of the steps so far
+        event.then(finish_run, state, [replay_step, gif, status], api_name=f"{name}_gif", show_progress="hidden")
+    replay_step.input(replay, [replay_step, state], [*live, status], api_name=f"{tab}_replay",
+                      trigger_mode="always_last", show_progress="hidden")
+    demo.load(lambda: model_info(tab), None, [info, *inputs[:3 if tab == "spiral" else 4]], api_name=f"{tab}_info")
+
+
+def how_tab(demo: gr.Blocks) -> None:
+    """How it works: the forward process on an example, and the linear vs cosine schedules."""
+    gr.Markdown((STATIC / "how_forward.md").read_text())
+    with gr.Row():
+        example = gr.Radio(list(EXAMPLES), value="a digit", label="Example x0")
+        t = gr.Slider(0, 999, value=250, step=1, label="Timestep t", elem_id="how-t")
+    with gr.Row():
+        pictures = [gr.Image(label=f"x_t, {k} schedule", format="png", elem_classes="pixelated", elem_id=f"how-{k}",
+                             interactive=False) for k in ("linear", "cosine")]
+    numbers = gr.Markdown(elem_id="how-numbers")
+    plot = gr.Plot(show_label=False, elem_id="how-plot")
+    gr.Markdown((STATIC / "how_reverse.md").read_text())
+    gr.on([example.change, t.input], forward, [example, t], [*pictures, numbers], api_name="forward",
+          trigger_mode="always_last", show_progress="hidden")
+    gr.on([t.release, demo.load], schedule_plot, t, plot, api_name="schedule_plot", show_progress="hidden")
+    demo.load(forward, [example, t], [*pictures, numbers], api_name="how_init", api_visibility="private")
+
+
+def build() -> gr.Blocks:
+    """The whole page."""
+    with gr.Blocks(title="Diffusion Playground", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown((STATIC / "intro.md").read_text(), elem_classes="intro")
+        with gr.Tabs():
+            for tab, title in (("spiral", "Spiral"), ("digits", "Digits"), ("pokemon", "Pokémon")):
+                with gr.Tab(title, id=tab):
+                    generation_tab(demo, tab)
+            with gr.Tab("How it works", id="how"):
+                how_tab(demo)
+    demo.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
+    return demo
+
+
+demo = build()
+LAUNCH = dict(css_paths=[STATIC / "playground.css"], theme=gr.themes.Soft())
+
+if __name__ == "__main__":
+    demo.launch(**LAUNCH)

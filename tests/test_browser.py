@@ -1,0 +1,152 @@
+"""The app in a real browser: Playwright driving headless Debian Chromium through every tab.
+
+Generates on each tab, sees the picture change while the run is in progress, presses Stop, checks the
+replay slider and the GIF, and saves screenshots to screenshots/ (one per tab also to docs/ for the README).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_app_api import ROOT, running_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS, DOCS = ROOT / "screenshots", ROOT / "docs"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                "(apt-get install chromium; never `playwright install`)")
+
+
+@pytest.fixture(scope="module")
+def page(request, tmp_path_factory):
+    """A fresh page of the running app in headless Chromium, 1400×1000."""
+    from playwright.sync_api import sync_playwright
+
+    with running_app(request, tmp_path_factory.mktemp("checkpoints")) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(error))
+        page.goto(url)
+        page.wait_for_selector(".live-scatter[data-ready='1']", timeout=60_000)
+        yield page
+        browser.close()
+        assert not errors, errors
+
+
+def shoot(page, name: str, docs: bool = False) -> None:
+    """Save a full-page screenshot to screenshots/NAME.png (and docs/NAME.png)."""
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if docs:
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(SHOTS / f"{name}.png", DOCS / f"{name}.png")
+
+
+def set_number(page, elem_id: str, value) -> None:
+    """Type a value into a slider's (or number's) box, as a person would."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def click(page, name: str) -> None:
+    """Click the visible button called `name` (force: a streaming plot would stall the stability check)."""
+    page.get_by_role("button", name=name, exact=True).locator("visible=true").first.click(force=True)
+
+
+def watch(page, read, done, timeout: float = 120.0) -> set:
+    """Poll `read()` until `done()`; return the distinct values seen on the way."""
+    seen, end = set(), time.time() + timeout
+    while not done():
+        assert time.time() < end, f"no end of run within {timeout} s; saw {len(seen)} frames"
+        seen.add(read())
+        time.sleep(0.03)
+    return seen
+
+
+def status(page, tab: str) -> str:
+    """The status line under a tab's live picture."""
+    return page.locator(f"#{tab}-status").text_content() or ""
+
+
+def test_spiral_streams_live_then_replays_and_offers_a_gif(page):
+    box = page.locator(".live-scatter")
+    set_number(page, "spiral-samples", 500)
+    click(page, "Generate")
+    steps = watch(page, lambda: box.get_attribute("data-step"), lambda: box.get_attribute("data-final") == "999")
+    assert len(steps - {None}) >= 5  # the picture changed many times while the run was in progress
+    page.wait_for_selector("#spiral-replay", state="visible", timeout=30_000)
+    page.wait_for_selector("#spiral-gif a[download]", timeout=30_000)
+    assert "Done in" in status(page, "spiral") and "mean distance" in status(page, "spiral")
+    shoot(page, "app_spiral", docs=True)
+    set_number(page, "spiral-replay", 100)
+    page.wait_for_function("document.querySelector('.live-scatter').dataset.final === '100'", timeout=30_000)
+
+
+def test_stop_ends_a_spiral_run_early(page):
+    box = page.locator(".live-scatter")
+    set_number(page, "spiral-samples", 5000)
+    click(page, "Generate")
+    page.wait_for_function("Number(document.querySelector('.live-scatter').dataset.step) > 5", timeout=30_000)
+    click(page, "Stop")
+    page.wait_for_function("(document.querySelector('.live-scatter').dataset.final || '') !== ''", timeout=30_000)
+    time.sleep(1.0)
+    assert int(box.get_attribute("data-final")) < 999 and "Done" not in status(page, "spiral")
+    shoot(page, "spiral_stopped")
+
+
+@pytest.mark.parametrize("tab, title, steps, samples", [("digits", "Digits", 12, 3), ("pokemon", "Pokémon", 12, 9)])
+def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title, steps, samples):
+    page.get_by_role("tab", name=title).click()
+    page.wait_for_selector(f"#{tab}-steps input[type=number]", state="visible")
+    set_number(page, f"{tab}-steps", steps)
+    set_number(page, f"{tab}-samples", samples)
+    click(page, "Generate")
+    img = page.locator(f"#{tab}-xt img")
+    sources = watch(page, lambda: img.get_attribute("src") if img.count() else None,
+                    lambda: "Done in" in status(page, tab))
+    assert len(sources - {None}) >= 2  # the grid changed while the run was in progress
+    page.wait_for_selector(f"#{tab}-final img", timeout=30_000)
+    page.wait_for_selector(f"#{tab}-gif a[download]", timeout=30_000)
+    shoot(page, f"app_{tab}", docs=True)
+    set_number(page, f"{tab}-replay", 0)
+    page.wait_for_function(f"document.querySelector('#{tab}-status').textContent.includes('step 1/{steps}')",
+                           timeout=30_000)
+
+
+def test_digits_sketch_is_completed(page):
+    page.get_by_role("tab", name="Digits").click()
+    page.get_by_text("Draw a digit and let the model finish it").click()
+    canvas = page.locator("#digits-sketch canvas").last
+    canvas.wait_for(state="visible", timeout=30_000)
+    canvas.scroll_into_view_if_needed()
+    page.locator("#digits-sketch button[aria-label='Brush']").first.click()
+    b = canvas.bounding_box()
+    page.mouse.move(b["x"] + b["width"] * 0.3, b["y"] + b["height"] * 0.2)
+    page.mouse.down()
+    for x, y in ((0.65, 0.2), (0.45, 0.85)):  # a 7
+        page.mouse.move(b["x"] + b["width"] * x, b["y"] + b["height"] * y, steps=12)
+    page.mouse.up()
+    click(page, "Complete my drawing")
+    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Done in')",
+                           timeout=120_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    shoot(page, "digits_sketch")
+
+
+def test_how_it_works_moves_through_the_forward_process(page):
+    page.get_by_role("tab", name="How it works").click()
+    img = page.locator("#how-cosine img")
+    img.wait_for(timeout=30_000)
+    page.wait_for_selector("#how-plot .main-svg", timeout=60_000)
+    before = img.get_attribute("src")
+    set_number(page, "how-t", 800)
+    page.wait_for_function(f"document.querySelector('#how-cosine img').src !== {before!r}", timeout=30_000)
+    assert "cosine" in (page.locator("#how-numbers").text_content() or "")
+    shoot(page, "app_how", docs=True)
