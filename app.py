@@ -274,7 +274,8 @@ def how_tab(demo: gr.Blocks) -> None:
     gr.Markdown((STATIC / "how_reverse.md").read_text())
     gr.on([example.change, t.input], forward, [example, t], [*pictures, numbers], api_name="forward",
           trigger_mode="always_last", show_progress="hidden")
-    gr.on([t.release, demo.load], schedule_plot, t, plot, api_name="schedule_plot", show_progress="hidden")
+    gr.on([t.change, demo.load], schedule_plot, t, plot, api_name="schedule_plot", trigger_mode="always_last",
+          show_progress="hidden")
     demo.load(forward, [example, t], [*pictures, numbers], api_name="how_init", api_visibility="private")
 
 

@@ -5,6 +5,7 @@ replay slider and the GIF, and saves screenshots to screenshots/ (one per tab al
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -40,10 +41,10 @@ def page(request, tmp_path_factory):
 
 
 def shoot(page, name: str, docs: bool = False) -> None:
-    """Save a full-page screenshot to screenshots/NAME.png (and docs/NAME.png)."""
+    """Save a full-page screenshot to screenshots/NAME.png (and, with UPDATE_DOCS=1, to docs/ for the README)."""
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    if docs:
+    if docs and os.environ.get("UPDATE_DOCS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copy(SHOTS / f"{name}.png", DOCS / f"{name}.png")
 
@@ -58,6 +59,15 @@ def set_number(page, elem_id: str, value) -> None:
 def click(page, name: str) -> None:
     """Click the visible button called `name` (force: a streaming plot would stall the stability check)."""
     page.get_by_role("button", name=name, exact=True).locator("visible=true").first.click(force=True)
+
+
+def start_run(page, tab: str, button: str = "Generate") -> None:
+    """Forget the last run's markers, click `button`, and wait until the tab's status shows the new run."""
+    page.evaluate("document.querySelector('.live-scatter').dataset.step = ''")
+    page.evaluate("document.querySelector('.live-scatter').dataset.final = ''")
+    click(page, button)
+    page.wait_for_function(f"!document.querySelector('#{tab}-status').textContent.includes('Done in')",
+                           timeout=60_000, polling=10)
 
 
 def watch(page, read, done, timeout: float = 120.0) -> set:
@@ -78,7 +88,7 @@ def status(page, tab: str) -> str:
 def test_spiral_streams_live_then_replays_and_offers_a_gif(page):
     box = page.locator(".live-scatter")
     set_number(page, "spiral-samples", 500)
-    click(page, "Generate")
+    start_run(page, "spiral")
     steps = watch(page, lambda: box.get_attribute("data-step"), lambda: box.get_attribute("data-final") == "999")
     assert len(steps - {None}) >= 5  # the picture changed many times while the run was in progress
     page.wait_for_selector("#spiral-replay", state="visible", timeout=30_000)
@@ -92,7 +102,7 @@ def test_spiral_streams_live_then_replays_and_offers_a_gif(page):
 def test_stop_ends_a_spiral_run_early(page):
     box = page.locator(".live-scatter")
     set_number(page, "spiral-samples", 5000)
-    click(page, "Generate")
+    start_run(page, "spiral")
     page.wait_for_function("Number(document.querySelector('.live-scatter').dataset.step) > 5", timeout=30_000)
     click(page, "Stop")
     page.wait_for_function("(document.querySelector('.live-scatter').dataset.final || '') !== ''", timeout=30_000)
@@ -107,7 +117,7 @@ def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title,
     page.wait_for_selector(f"#{tab}-steps input[type=number]", state="visible")
     set_number(page, f"{tab}-steps", steps)
     set_number(page, f"{tab}-samples", samples)
-    click(page, "Generate")
+    start_run(page, tab)
     img = page.locator(f"#{tab}-xt img")
     sources = watch(page, lambda: img.get_attribute("src") if img.count() else None,
                     lambda: "Done in" in status(page, tab))
@@ -133,7 +143,7 @@ def test_digits_sketch_is_completed(page):
     for x, y in ((0.65, 0.2), (0.45, 0.85)):  # a 7
         page.mouse.move(b["x"] + b["width"] * x, b["y"] + b["height"] * y, steps=12)
     page.mouse.up()
-    click(page, "Complete my drawing")
+    start_run(page, "digits", "Complete my drawing")
     page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Done in')",
                            timeout=120_000)
     page.evaluate("window.scrollTo(0, 0)")
@@ -149,4 +159,5 @@ def test_how_it_works_moves_through_the_forward_process(page):
     set_number(page, "how-t", 800)
     page.wait_for_function(f"document.querySelector('#how-cosine img').src !== {before!r}", timeout=30_000)
     assert "cosine" in (page.locator("#how-numbers").text_content() or "")
+    page.wait_for_timeout(3000)  # the schedule plot's marker follows t
     shoot(page, "app_how", docs=True)
