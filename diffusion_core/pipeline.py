@@ -121,13 +121,17 @@ class Pipeline:
         fn = guided_eps_fn(self.model, labels, guidance, null)
         return torch.inference_mode()(fn)
 
+    def plan_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int | None]:
+        """(sampler, steps) with the checkpoint's defaults filled in; DDPM always takes every step (steps None)."""
+        sampler = sampler or self.info.sampling.sampler
+        return sampler, None if sampler == "ddpm" else (self.info.sampling.steps if steps is None else steps)
+
     def run(self, num: int, *, seed: int, label: int | str | None = None, sampler: str | None = None,
             steps: int | None = None, eta: float | None = None, guidance: float | None = None,
             x0: torch.Tensor | None = None, t_start: int | None = None) -> Iterator[StepOutput]:
         """Stream a sampling run. With `x0` and `t_start`, noise x0 to t_start first and denoise from there (SDEdit)."""
         d = self.info.sampling
-        sampler = sampler or d.sampler
-        steps = None if sampler == "ddpm" else (d.steps if steps is None else steps)
+        sampler, steps = self.plan_settings(sampler, steps)
         g = make_generator(seed, self.device)
         labels = self.labels_for(num, label)
         x_T = None

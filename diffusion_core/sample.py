@@ -42,9 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def generate(pipe: Pipeline, num: int, label, seed: int, batch: int, progress: bool = True, **kw) -> tuple[torch.Tensor, torch.Tensor | None]:
     """All samples of a CLI call, in batches (batch b uses seed + b), with one progress bar over all steps."""
-    sampler = kw.get("sampler") or pipe.info.sampling.sampler
-    steps = kw.get("steps")
-    steps = None if sampler == "ddpm" else (pipe.info.sampling.steps if steps is None else steps)
+    sampler, steps = pipe.plan_settings(kw.get("sampler"), kw.get("steps"))
     n_steps = len(timestep_plan(sampler, pipe.schedule.T, steps))
     labels = pipe.labels_for(num, label)
     xs = []

@@ -56,7 +56,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def preview(ema: torch.nn.Module, info: ModelInfo, path: Path) -> None:
     """Write a grid of EMA samples (one row per class when conditional) to `path`."""
-    pipe = Pipeline(copy.deepcopy(ema), info, device=next(ema.parameters()).device)
+    pipe = Pipeline(ema, info, device=next(ema.parameters()).device)  # ema is frozen already: nothing to copy
     if info.is_image:
         n = 8 * max(info.num_classes, 1) if info.num_classes else 64
         x, _ = pipe.generate(n, seed=0, label="all" if info.num_classes else None, sampler="ddim", steps=20)
