@@ -59,8 +59,15 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
         "- weights: exponential moving average, safetensors", "",
         "## Metrics", "",
     ]
+    ev = config.get("evaluation", {})
     if metrics:
-        lines += ["Measured with `python -m diffusion_core.evaluate`:", "", _metrics_table(metrics), ""]
+        how = (f"Measured with\n\n```bash\n{ev['command']}\n```\n\non {ev.get('hardware', '?')}:" if "command" in ev
+               else "Measured with `python -m diffusion_core.evaluate`:")
+        lines += [how, "", _metrics_table(metrics), ""]
     else:
         lines += ["Not measured yet: run `python -m diffusion_core.evaluate --checkpoint PATH --write-card`.", ""]
+    if "samples" in ev:
+        lines += ["## Samples", "", f"![samples at the default settings]({ev['samples']['file']})", "",
+                  f"At the default sampling settings above (one row per class when conditional): "
+                  f"`{ev['samples']['command']}`", ""]
     return "\n".join(lines)

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .card import render_card
+from .card import hardware_description, render_card
 from .data import load_dataset, to_uint8
 from .metrics import fld_report, nearest_neighbour_distances, spiral_coverage_ks, spiral_distance, train_self_nn_distances
 from .pipeline import Pipeline
-from .sample import generate
+from .sample import DEFAULT_BATCH, generate, write_output
 from .sprites import colour_classes
 
 SUITES = {  # the settings each model card reports: name -> sampling kwargs
@@ -74,10 +76,19 @@ def evaluate(pipe: Pipeline, num: int = 2000, seed: int = 1234, **kw) -> dict:
     return out | {"seconds": round(time.time() - t0, 1)}
 
 
-def write_card(folder: Path, metrics: dict) -> None:
-    """Store `metrics` in config.json and re-render README.md from it."""
+def write_card(folder: Path, metrics: dict, command: str, pipe: Pipeline) -> None:
+    """Store `metrics` and the command that measured them in config.json, draw the card's sample picture at the
+    checkpoint's default settings (the same as `sample --num N --label all --seed 0 --out samples.png`), and
+    re-render README.md."""
     config = json.loads((folder / "config.json").read_text())
+    num = 8 * pipe.info.num_classes if pipe.info.num_classes else (64 if pipe.info.is_image else 2000)
+    label = "all" if pipe.info.num_classes else None
+    write_output(folder / "samples.png", pipe, *generate(pipe, num, label, 0, DEFAULT_BATCH, progress=False))
+    sample_command = (f"python -m diffusion_core.sample --checkpoint {folder} --num {num}"
+                      f"{' --label all' if label else ''} --seed 0 --out {folder / 'samples.png'}")
     config["metrics"] = metrics
+    config["evaluation"] = {"command": command, "hardware": hardware_description(),
+                            "samples": {"file": "samples.png", "command": sample_command}}
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (folder / "README.md").write_text(render_card(config, metrics))
 
@@ -98,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite:
         metrics = {name: evaluate(pipe, args.num, args.seed, **kw) for name, kw in SUITES[pipe.info.dataset].items()}
         if args.write_card:
-            write_card(Path(args.checkpoint), metrics)
+            command = "python -m diffusion_core.evaluate " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+            write_card(Path(args.checkpoint), metrics, command, pipe)
     else:
         metrics = evaluate(pipe, args.num, args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
                            guidance=args.guidance)

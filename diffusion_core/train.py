@@ -107,8 +107,7 @@ def setup(config: TrainConfig, out: Path) -> Run:
         gen.set_state(state["rng"])
         start, elapsed, loss = state["step"], state.get("seconds", 0.0), state.get("loss")
         acc.print(f"resuming {out} from step {start}")
-    warm = lambda s: min(1.0, (s + 1) / max(config.warmup_steps, 1))  # noqa: E731
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warm, last_epoch=start - 1)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, config.lr_factor, last_epoch=start - 1)
     model, opt = acc.prepare(model, opt)
     acc.print(f"{config.dataset}: {len(data.x)} examples {tuple(data.x.shape[1:])}, "
               f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, "

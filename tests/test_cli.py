@@ -52,7 +52,8 @@ def test_sample_images_npz_and_png_with_labels(image_ckpt, tmp_path):
         assert z["samples"].dtype == np.uint8 and z["samples"].shape == (8, 8, 8, 3)
         assert z["labels"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert sample_main(args + ["--out", str(tmp_path / "s.png")]) == 0
-    assert Image.open(tmp_path / "s.png").format == "PNG"
+    png = Image.open(tmp_path / "s.png")
+    assert png.format == "PNG" and png.size == (2 * (2 * 10 + 2), 2 * (4 * 10 + 2))  # 4 rows (classes) of 2, x2
     # same seed, same samples
     assert sample_main(args + ["--out", str(tmp_path / "t.npz")]) == 0
     assert np.array_equal(np.load(tmp_path / "s.npz")["samples"], np.load(tmp_path / "t.npz")["samples"])
@@ -79,3 +80,22 @@ def test_evaluate_spiral_prints_json(spiral_ckpt, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert set(metrics) >= {"mean_distance", "coverage_ks", "n"} and metrics["n"] == 300
     assert 0 <= metrics["coverage_ks"] <= 1 and metrics["mean_distance"] > 0
+
+
+def test_evaluate_write_card_records_metrics_command_and_a_reproducible_picture(spiral_ckpt, tmp_path, capsys):
+    import shutil
+    folder = tmp_path / "card"
+    shutil.copytree(spiral_ckpt, folder)
+    argv = ["--checkpoint", str(folder), "--suite", "--write-card", "--num", "200"]
+    assert evaluate_main(argv) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert set(config["metrics"]) == {"ddpm-1000", "ddim-50", "dpm++-20"}
+    assert config["evaluation"]["command"] == "python -m diffusion_core.evaluate " + " ".join(argv)
+    card = (folder / "README.md").read_text()
+    assert config["evaluation"]["command"] in card and "![samples at the default settings](samples.png)" in card
+    sample_command = config["evaluation"]["samples"]["command"]
+    assert sample_command in card
+    # the recorded sample command draws exactly the card's picture
+    again = tmp_path / "again.png"
+    assert sample_main(sample_command.split()[3:-1] + [str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(folder / "samples.png")))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pytest
 import torch
 
 from diffusion_core.checkpoint import load_checkpoint
@@ -37,8 +38,20 @@ def test_loss_falls_and_checkpoint_is_written(tmp_path):
     assert (out / "samples" / "step_000150.png").exists()
 
 
-def test_same_seed_same_weights_and_resume_equals_straight_run(tmp_path):
-    config, _ = tiny_config(tmp_path)
+def test_learning_rate_warms_up_then_stays_or_follows_a_half_cosine_to_zero(tmp_path):
+    config, _ = tiny_config(tmp_path, steps=105, warmup_steps=5)
+    assert [config.lr_factor(s) for s in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+    assert config.lr_factor(104) == 1.0
+    cosine = replace(config, lr_decay="cosine")
+    assert cosine.lr_factor(0) == pytest.approx(0.2) and cosine.lr_factor(5) == 1.0
+    assert cosine.lr_factor(55) == pytest.approx(0.5) and cosine.lr_factor(105) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        replace(config, lr_decay="step")
+
+
+@pytest.mark.parametrize("lr_decay", ["constant", "cosine"])
+def test_same_seed_same_weights_and_resume_equals_straight_run(tmp_path, lr_decay):
+    config, _ = tiny_config(tmp_path, lr_decay=lr_decay)
     straight = weights(train(config, tmp_path / "a", "test"))
     again = weights(train(config, tmp_path / "b", "test"))
     train(config, tmp_path / "c", "test", max_steps=20)  # stop at step 20, then resume to 40
