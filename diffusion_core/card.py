@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 
 import torch
 
@@ -14,6 +15,11 @@ DATA_SOURCES = {
                "composited on white, labelled by colour class",
     "fashion": "Fashion-MNIST, Debian package `dataset-fashion-mnist`",
 }
+
+
+def command_line(module: str, argv: list[str]) -> str:
+    """`python -m module ARGS`, quoted so that it can be pasted back into a shell (what a card records)."""
+    return f"python -m {module} {shlex.join(argv)}"
 
 
 def hardware_description(accelerator=None) -> str:

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .card import hardware_description, render_card
+from .card import command_line, hardware_description, render_card
 from .data import load_dataset, to_uint8
 from .metrics import fld_report, nearest_neighbour_distances, spiral_coverage_ks, spiral_distance, train_self_nn_distances
 from .pipeline import Pipeline
-from .sample import DEFAULT_BATCH, generate, write_output
+from .sample import generate, write_output
+from .sample import parse_args as parse_sample_args
 from .sprites import colour_classes
 
 SUITES = {  # the settings each model card reports: name -> sampling kwargs
@@ -82,10 +82,11 @@ def write_card(folder: Path, metrics: dict, command: str, pipe: Pipeline) -> Non
     re-render README.md."""
     config = json.loads((folder / "config.json").read_text())
     num = 8 * pipe.info.num_classes if pipe.info.num_classes else (64 if pipe.info.is_image else 2000)
-    label = "all" if pipe.info.num_classes else None
-    write_output(folder / "samples.png", pipe, *generate(pipe, num, label, 0, DEFAULT_BATCH, progress=False))
-    sample_command = (f"python -m diffusion_core.sample --checkpoint {folder} --num {num}"
-                      f"{' --label all' if label else ''} --seed 0 --out {folder / 'samples.png'}")
+    argv = ["--checkpoint", str(folder), "--num", str(num), *(["--label", "all"] if pipe.info.num_classes else []),
+            "--seed", "0", "--out", str(folder / "samples.png")]
+    args = parse_sample_args(argv)  # the picture is drawn from the very arguments the card records
+    write_output(args.out, pipe, *generate(pipe, args.num, args.label, args.seed, args.batch, progress=False))
+    sample_command = command_line("diffusion_core.sample", argv)
     config["metrics"] = metrics
     config["evaluation"] = {"command": command, "hardware": hardware_description(),
                             "samples": {"file": "samples.png", "command": sample_command}}
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite:
         metrics = {name: evaluate(pipe, args.num, args.seed, **kw) for name, kw in SUITES[pipe.info.dataset].items()}
         if args.write_card:
-            command = "python -m diffusion_core.evaluate " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+            command = command_line("diffusion_core.evaluate", argv or sys.argv[1:])
             write_card(Path(args.checkpoint), metrics, command, pipe)
     else:
         metrics = evaluate(pipe, args.num, args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,

@@ -23,7 +23,6 @@ from .samplers import SAMPLERS, timestep_plan
 from .viz import image_grid, points_image, save_png
 
 MAX_NUM = 100_000
-DEFAULT_BATCH = 500  # samples per forward batch; batch b is seeded with seed + b
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity, 0..1")
     p.add_argument("--guidance", type=float, default=None, help=f"classifier-free guidance 0..{MAX_GUIDANCE}; 0 = unconditional")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="samples per forward batch")
+    p.add_argument("--batch", type=int, default=500, help="samples per forward batch")
     p.add_argument("--out", type=Path, required=True, help="output .npz or .png")
     return p.parse_args(argv)
 

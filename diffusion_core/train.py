@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from .card import hardware_description, render_card
+from .card import command_line, hardware_description, render_card
 from .checkpoint import save_checkpoint
 from .device import default_device
 from .data import Dataset, load_dataset, random_hflip, to_uint8
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_train_config(preset, args.config, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if args.dataset == "fashion":
         config = config.__class__(**{**config.__dict__, "dataset": "fashion"})
-    command = "python -m diffusion_core.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("diffusion_core.train", argv or sys.argv[1:])
     train(config, args.out, command, args.stop_after)
     return 0
 

@@ -1,5 +1,6 @@
 """The sampling and evaluation command lines, on a small checkpoint trained here with the real train command."""
 import json
+import shlex
 import subprocess
 import sys
 
@@ -97,5 +98,5 @@ def test_evaluate_write_card_records_metrics_command_and_a_reproducible_picture(
     assert sample_command in card
     # the recorded sample command draws exactly the card's picture
     again = tmp_path / "again.png"
-    assert sample_main(sample_command.split()[3:-1] + [str(again)]) == 0
+    assert sample_main(shlex.split(sample_command)[3:-1] + [str(again)]) == 0
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(folder / "samples.png")))
