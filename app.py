@@ -75,7 +75,8 @@ def model_info(tab: str) -> tuple:
         return f"⚠️ **No {tab} model available.** {e}", *(gr.update(),) * n
     d, T = pipe.info.sampling, pipe.schedule.T
     source = pipe.source.replace(f"{ROOT}/", "")
-    info = f"**Model:** {source} · {pipe.info.diffusion.schedule} noise schedule, T = {T}"
+    info = (f"**Model:** {source} · {pipe.info.diffusion.schedule} noise schedule, T = {T} · "
+            f"predicts {pipe.info.diffusion.prediction}")
     return (info, d.sampler, gr.update(value=d.steps, maximum=T), d.eta, d.guidance)[:n + 1]
 
 

@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from diffusion_core.diffusion import predict_x0
+from diffusion_core.diffusion import x0_and_eps
 from diffusion_core.evaluate import evaluate
 from diffusion_core.pipeline import Pipeline
 
@@ -30,7 +30,8 @@ def x0_on_noise(pipe: Pipeline, t: int) -> dict:
     labels = torch.arange(pipe.info.num_classes)
     x_t = torch.randn((len(labels), *pipe.info.data_shape), generator=torch.Generator().manual_seed(0))
     t_batch = torch.full((len(labels),), t)
-    x0 = predict_x0(pipe.schedule, x_t, t_batch, pipe.eps_fn(labels, 1.0)(x_t, t_batch))
+    output = pipe.eps_fn(labels, 1.0)(x_t, t_batch)
+    x0, _ = x0_and_eps(pipe.schedule, x_t, t_batch, output, pipe.info.diffusion.prediction)
     return {"sqrt_alpha_bar": pipe.schedule.alpha_bar[t].sqrt().item(), "x0_abs_mean": x0.abs().mean().item(),
             "fraction_clipped": (x0.abs() > 1).float().mean().item(),
             "channel_means": [round(m, 3) for m in x0.mean((0, 2, 3)).tolist()]}

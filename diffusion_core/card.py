@@ -48,11 +48,12 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
     """The model card text: front matter, data, model, the exact training command, time, hardware, metrics."""
     tr = config.get("training", {})
     model = config["model"]
+    prediction = config["diffusion"].get("prediction", "eps")
     classes = ", ".join(config.get("class_names", [])) or "none (unconditional)"
     lines = [
         "---", "library_name: diffusion_core", "tags: [diffusion, ddpm, ddim, dpm-solver]", "license: mit", "---",
         f"# {config['dataset']} denoiser", "",
-        f"An eps-predicting {model['type'].upper()} for the diffusion playground, trained on "
+        f"A{'n' if prediction == 'eps' else ''} {prediction}-predicting {model['type'].upper()} for the diffusion playground, trained on "
         f"{DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
         f"- data shape: {config['data_shape']}; classes: {classes}",
         f"- diffusion: {json.dumps(config['diffusion'])}",

@@ -4,7 +4,9 @@ Glossary (used everywhere in this package and in the UI):
     x0        a clean data sample (images in [-1, 1], [N, C, H, W]; points [N, 2])
     x_t       the noisy sample at timestep t: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
     eps       standard Gaussian noise, and the model's prediction of it
-    x0_pred   the estimate of x0 from x_t and a predicted eps
+    x0_pred   the estimate of x0 from x_t and the model's output
+    v         the velocity sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022), an alternative target
+    SNR_t     the signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t)
     t_prev    the timestep a sampler step moves to (t_prev < t; -1 means "clean data")
     alpha_bar the cumulative product of alpha_t = 1 - beta_t (see schedules.py)
     g         the classifier-free guidance scale (see guidance.py)
@@ -19,22 +21,29 @@ import torch.nn.functional as F
 from .schedules import SCHEDULES, Schedule, make_schedule
 
 LOSSES = ("mse", "l1")
+PREDICTIONS = ("eps", "v")
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """How a model was trained to denoise: its schedule, number of steps and loss."""
+    """How a model was trained to denoise: its schedule, number of steps, what it predicts and its loss."""
 
     schedule: str = "cosine"  # 'linear' (Ho et al. 2020) or 'cosine' (Nichol & Dhariwal 2021)
     T: int = 1000  # number of diffusion steps
-    loss: str = "mse"  # 'mse' or 'l1' on eps
+    loss: str = "mse"  # 'mse' or 'l1' on the prediction target
     clip_x0: bool = True  # clip x0_pred to [-1, 1] while sampling (images); False for 2D points
+    prediction: str = "eps"  # the network's output: 'eps' (Ho et al. 2020) or 'v' (Salimans & Ho 2022)
+    snr_gamma: float = 0.0  # > 0: Min-SNR-gamma loss weighting (Hang et al. 2023); 0: uniform (L_simple)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}: choose one of {SCHEDULES}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}: choose one of {LOSSES}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {self.prediction!r}: choose one of {PREDICTIONS}")
+        if self.snr_gamma < 0:
+            raise ValueError(f"snr_gamma must be >= 0 (0 turns the weighting off), got {self.snr_gamma}")
 
     def make_schedule(self) -> Schedule:
         """The Schedule this config describes."""
@@ -71,15 +80,58 @@ def q_posterior(
     return mean, extract(s.posterior_variance, t, n), extract(s.posterior_log_variance_clipped, t, n)
 
 
+def v_target(s: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The velocity (Salimans & Ho 2022, sec. 4): v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0."""
+    return extract(s.sqrt_alpha_bar, t, x0.ndim) * eps - extract(s.sqrt_one_minus_alpha_bar, t, x0.ndim) * x0
+
+
+def x0_and_eps(
+    s: Schedule, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor, prediction: str = "eps"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0_pred, eps) from the network's output.
+
+    eps-prediction: x0_pred by eq. 15 of Ho et al. 2020, which divides by sqrt(alpha_bar_t) (2.4e-9 squared at the
+    cosine schedule's last step). v-prediction (Salimans & Ho 2022, eq. 22 and its eps counterpart) needs no
+    division: x0_pred = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v, eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v.
+    """
+    if prediction == "eps":
+        return predict_x0(s, x_t, t, output), output
+    if prediction == "v":
+        a, sigma = extract(s.sqrt_alpha_bar, t, x_t.ndim), extract(s.sqrt_one_minus_alpha_bar, t, x_t.ndim)
+        return a * x_t - sigma * output, sigma * x_t + a * output
+    raise ValueError(f"unknown prediction {prediction!r}: choose one of {PREDICTIONS}")
+
+
+def snr_weight(s: Schedule, t: torch.Tensor, prediction: str, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights (Hang et al. 2023, eq. 10): min(SNR_t, gamma) on the x0 error, i.e. on the eps error
+    min(SNR_t, gamma) / SNR_t and on the v error min(SNR_t, gamma) / (SNR_t + 1), since ||eps err||^2 = SNR ||x0 err||^2
+    and ||v err||^2 = (SNR + 1) ||x0 err||^2."""
+    ab = s.alpha_bar.to(t.device)[t]
+    snr = ab / (1 - ab)
+    return snr.clamp(max=gamma) / (snr if prediction == "eps" else snr + 1)
+
+
 def training_loss(
-    eps_pred: torch.Tensor, eps: torch.Tensor, kind: str = "mse"
+    output: torch.Tensor, target: torch.Tensor, kind: str = "mse", weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The simplified objective L_simple (Ho et al. 2020, eq. 14): || eps - eps_theta(x_t, t) ||, MSE or L1."""
-    if kind == "mse":
-        return F.mse_loss(eps_pred, eps)
-    if kind == "l1":
-        return F.l1_loss(eps_pred, eps)
-    raise ValueError(f"unknown loss {kind!r}: choose one of {LOSSES}")
+    """The simplified objective L_simple (Ho et al. 2020, eq. 14) on eps or v, MSE or L1, optionally weighted per
+    example (`weight`, shape [N])."""
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}: choose one of {LOSSES}")
+    loss_fn = F.mse_loss if kind == "mse" else F.l1_loss
+    if weight is None:
+        return loss_fn(output, target)
+    per_example = loss_fn(output, target, reduction="none").flatten(1).mean(1)
+    return (weight * per_example).mean()
+
+
+def denoising_loss(
+    config: DiffusionConfig, s: Schedule, output: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
+) -> torch.Tensor:
+    """The training loss `config` describes for a batch noised with (t, eps): target eps or v, optional Min-SNR weights."""
+    target = eps if config.prediction == "eps" else v_target(s, x0, t, eps)
+    weight = snr_weight(s, t, config.prediction, config.snr_gamma) if config.snr_gamma > 0 else None
+    return training_loss(output, target, config.loss, weight)
 
 
 def noisy_batch(

@@ -1,7 +1,9 @@
 """Classifier-free guidance (Ho & Salimans 2022) as a wrapper that turns a model into eps_fn(x_t, t).
 
 eps = eps_uncond + g (eps_cond - eps_uncond), the seed's form: at g = 1 it is eps_cond alone and at
-g = 0 eps_uncond alone, so those cases take a single forward pass. The unconditional ("null") label is
+g = 0 eps_uncond alone, so those cases take a single forward pass. For a v-predicting model the same
+combination of v outputs gives exactly the guided eps: at fixed x_t, eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v
+is affine in v and the combination's weights (1 - g) + g sum to 1. The unconditional ("null") label is
 the extra class index `num_classes`.
 """
 from __future__ import annotations

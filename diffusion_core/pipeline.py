@@ -143,7 +143,8 @@ class Pipeline:
         yield from sample(
             self.eps_fn(labels, d.guidance if guidance is None else guidance), self.schedule,
             (num, *self.info.data_shape), generator=g, sampler=sampler, steps=steps,
-            eta=d.eta if eta is None else eta, clip_x0=self.info.diffusion.clip_x0, x_T=x_T, t_start=t_start)
+            eta=d.eta if eta is None else eta, clip_x0=self.info.diffusion.clip_x0, x_T=x_T, t_start=t_start,
+            prediction=self.info.diffusion.prediction)
 
     def generate(self, num: int, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The final samples of a run and their labels."""

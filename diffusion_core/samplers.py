@@ -1,6 +1,6 @@
 """Samplers: one generator loop over pure step functions (DDPM, DDIM, DPM-Solver++(2M)).
 
-The loop is: predict eps -> predict x0 -> step -> yield. Samplers differ only in their plan of
+The loop is: run the model -> (x0_pred, eps) from its output (eps or v) -> step -> yield. Samplers differ only in their plan of
 (t, t_prev) pairs and in a pure step function. Notation: see diffusion.py.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .diffusion import predict_eps, predict_x0
+from .diffusion import predict_eps, x0_and_eps
 from .schedules import Schedule
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t, t) -> eps
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t, t) -> the model's eps (or v) prediction
 SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 
@@ -110,10 +110,11 @@ def dpmpp_2m_step(
 def sample(
     eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, ...], *, generator: torch.Generator,
     sampler: str = "ddim", steps: int | None = None, eta: float = 0.0, clip_x0: bool = False,
-    x_T: torch.Tensor | None = None, t_start: int | None = None,
+    x_T: torch.Tensor | None = None, t_start: int | None = None, prediction: str = "eps",
 ) -> Iterator[StepOutput]:
     """Run the reverse process from x_T (drawn from `generator` unless given) and yield a StepOutput per step.
 
+    `prediction` says what eps_fn returns: eps, or v for a v-predicting model (diffusion.x0_and_eps).
     Close the generator to stop early. `t_start` < T-1 with an `x_T` already noised to t_start gives SDEdit.
     All randomness comes from `generator`; nothing touches the global RNG.
     """
@@ -126,8 +127,7 @@ def sample(
     prev_t, prev_x0 = None, None
     for index, (t, t_prev) in enumerate(plan):
         t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
-        eps = eps_fn(x, t_batch)
-        x0_pred = predict_x0(schedule, x, t_batch, eps)
+        x0_pred, eps = x0_and_eps(schedule, x, t_batch, eps_fn(x, t_batch), prediction)
         if clip_x0:
             x0_pred = x0_pred.clamp(-1, 1)
             eps = predict_eps(schedule, x, t_batch, x0_pred)

@@ -23,7 +23,7 @@ from .card import command_line, hardware_description, render_card
 from .checkpoint import save_checkpoint
 from .device import default_device
 from .data import Dataset, load_dataset, random_hflip, to_uint8
-from .diffusion import noisy_batch, training_loss
+from .diffusion import denoising_loss, noisy_batch
 from .models import build_model, count_parameters
 from .pipeline import ModelInfo, Pipeline, checkpoint_config
 from .train_config import TrainConfig, load_train_config
@@ -116,26 +116,27 @@ def setup(config: TrainConfig, out: Path) -> Run:
 
 
 def micro_batch(run: Run, config: TrainConfig, micro_step: int):
-    """(x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
+    """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
     acc, data = run.acc, run.data
     idx = batch_indices(len(data.x), micro_step, config.batch_size, config.seed, acc.process_index, acc.num_processes)
     x0 = random_hflip(data.x[idx], run.gen) if config.hflip else data.x[idx]
-    x_t, t, eps = noisy_batch(run.schedule, x0.to(acc.device), run.gen)
+    x0 = x0.to(acc.device)
+    x_t, t, eps = noisy_batch(run.schedule, x0, run.gen)
     labels = None
     if data.labels is not None and run.info.num_classes:
         labels = data.labels[idx].clone()
         labels[torch.rand(len(idx), generator=run.gen) < config.label_dropout] = run.info.num_classes
         labels = labels.to(acc.device)
-    return x_t, t, eps, labels
+    return x0, x_t, t, eps, labels
 
 
 def train_step(run: Run, config: TrainConfig, step: int) -> float:
     """One optimiser step (grad_accum micro-batches), then the learning-rate and EMA updates; the last loss."""
     acc = run.acc
     for micro in range(config.grad_accum):
-        x_t, t, eps, labels = micro_batch(run, config, step * config.grad_accum + micro)
+        x0, x_t, t, eps, labels = micro_batch(run, config, step * config.grad_accum + micro)
         with acc.accumulate(run.model), acc.autocast():
-            loss = training_loss(run.model(x_t, t, labels).float(), eps, config.diffusion.loss)
+            loss = denoising_loss(config.diffusion, run.schedule, run.model(x_t, t, labels).float(), x0, t, eps)
             acc.backward(loss)
             if acc.sync_gradients:
                 acc.clip_grad_norm_(run.model.parameters(), config.grad_clip)

@@ -32,3 +32,15 @@ def mixture_eps_fn(s: Schedule, weights, mus, stds):
         r = torch.softmax(log_p, dim=-1)
         return (r * b * (x - a * m) / v).sum(-1).to(x_t.dtype)
     return eps_fn
+
+
+def gaussian_v_fn(s: Schedule, mu: float, std: float):
+    """The exact v-predictor for x0 ~ N(mu, std^2 I): E[v | x_t] = a E[eps | x_t] - b E[x0 | x_t], with
+    E[x0 | x_t] = mu + a std^2 (x_t - a mu) / (a^2 std^2 + b^2) (no division by a anywhere)."""
+    eps_fn = gaussian_eps_fn(s, mu, std)
+
+    def v_fn(x_t, t):
+        a, b = _coeffs(s, t, x_t.ndim)
+        x0 = mu + a * std**2 * (x_t.double() - a * mu) / (a**2 * std**2 + b**2)
+        return (a * eps_fn(x_t, t).double() - b * x0).to(x_t.dtype)
+    return v_fn

@@ -91,6 +91,7 @@ def test_every_tab_says_which_model_it_uses(client):
         info, sampler, *_ = client.predict(api_name=f"/{name}_info")
         assert info.startswith("**Model:**") and sampler in ("ddpm", "ddim", "dpm++")
         assert info.startswith("**Model:** shipped copy ") and "T = 1000" in info
+        assert info.endswith("predicts v" if name == "digits" else "predicts eps")
 
 
 def test_spiral_streams_frames_then_replays_and_makes_a_gif(client):

@@ -33,9 +33,17 @@ def adopt(ref, s):
     return ref
 
 
-def ours(s, sampler, steps=None, eta=0.0, seed=0):
+def make_v_fn(s):
+    """A stand-in for a v-predicting network: the exact eps denoiser above turned into v, bent by a tanh."""
+    exact = gaussian_eps_fn(s, 0.3, 0.5)
+    return lambda x, t: 0.7 * exact(x, t) - 0.4 * torch.tanh(2 * x) + t.float().reshape(-1, 1, 1, 1) / 2000
+
+
+def ours(s, sampler, steps=None, eta=0.0, seed=0, prediction="eps"):
     g = torch.Generator().manual_seed(seed)
-    return [o.x_t for o in sample(make_eps_fn(s), s, SHAPE, generator=g, sampler=sampler, steps=steps, eta=eta)]
+    fn = make_eps_fn(s) if prediction == "eps" else make_v_fn(s)
+    return [o.x_t for o in sample(fn, s, SHAPE, generator=g, sampler=sampler, steps=steps, eta=eta,
+                                  prediction=prediction)]
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
@@ -81,7 +89,7 @@ def test_ddim_step_by_step_equals_diffusers(eta, steps):
 def _reference_run(ref, s, steps, seed=0, eta=None):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(SHAPE, generator=g)
-    eps_fn = make_eps_fn(s)
+    eps_fn = make_eps_fn(s) if ref.config.prediction_type == "epsilon" else make_v_fn(s)
     ref.set_timesteps(steps)
     out = []
     for t in ref.timesteps:
@@ -99,6 +107,20 @@ def test_dpmpp_2m_whole_run_equals_diffusers(steps):
                                       algorithm_type="dpmsolver++", solver_order=2)
     adopt(ref, s)
     for mine, theirs in zip(ours(s, "dpm++", steps), _reference_run(ref, s, steps), strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++"])
+@pytest.mark.parametrize("steps", [1, 10, 50])
+def test_v_prediction_whole_run_equals_diffusers(sampler, steps):
+    """A v-predicting model (Salimans & Ho 2022) against diffusers' prediction_type='v_prediction'."""
+    s = make_schedule("cosine", T)
+    kw = dict(**scheduler_kwargs(s), timestep_spacing="trailing", prediction_type="v_prediction")
+    ref = (DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True) if sampler == "ddim" else
+           DPMSolverMultistepScheduler(**kw, algorithm_type="dpmsolver++", solver_order=2))
+    adopt(ref, s)
+    mine_run = ours(s, sampler, steps, prediction="v")
+    for mine, theirs in zip(mine_run, _reference_run(ref, s, steps, eta=0.0 if sampler == "ddim" else None), strict=True):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
 
 
