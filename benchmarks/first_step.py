@@ -4,7 +4,7 @@ the reverse process lower (t_start) does to quality.
     .venv/bin/python -m benchmarks.first_step [--threads 2]
 
 Prints JSON: for each image checkpoint, sqrt(alpha_bar_t) and the size of the model's x0_pred on pure noise at
-t = 999, 979, 949 (10 samples, one per class, seed 0, conditional eps); then the card metric with the reverse
+t = 999, 979, 949 (10 samples, one per class, seed 0, conditional output, eps or v as the checkpoint predicts); then the card metric with the reverse
 process started at each t_start: digits DDIM-20 g=2 FLD on 500 samples, Pokémon DDIM-50 (default guidance)
 colour accuracy on 100 samples, both with evaluate's seed 1234.
 """
@@ -26,7 +26,8 @@ QUALITY = {"digits": (500, dict(sampler="ddim", steps=20, guidance=2.0), (999, 9
 
 @torch.inference_mode()
 def x0_on_noise(pipe: Pipeline, t: int) -> dict:
-    """How large x0_pred = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) is when x_t is pure noise."""
+    """How large x0_pred is when x_t is pure noise: (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) for an eps model,
+    sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v for a v model."""
     labels = torch.arange(pipe.info.num_classes)
     x_t = torch.randn((len(labels), *pipe.info.data_shape), generator=torch.Generator().manual_seed(0))
     t_batch = torch.full((len(labels),), t)

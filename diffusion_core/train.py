@@ -119,8 +119,7 @@ def micro_batch(run: Run, config: TrainConfig, micro_step: int):
     """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
     acc, data = run.acc, run.data
     idx = batch_indices(len(data.x), micro_step, config.batch_size, config.seed, acc.process_index, acc.num_processes)
-    x0 = random_hflip(data.x[idx], run.gen) if config.hflip else data.x[idx]
-    x0 = x0.to(acc.device)
+    x0 = (random_hflip(data.x[idx], run.gen) if config.hflip else data.x[idx]).to(acc.device)
     x_t, t, eps = noisy_batch(run.schedule, x0, run.gen)
     labels = None
     if data.labels is not None and run.info.num_classes:
