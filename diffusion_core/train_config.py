@@ -69,10 +69,11 @@ class TrainConfig:
 
 PRESETS = {
     "spiral": TrainConfig(
-        dataset="spiral", model=MLPConfig(hidden=128, num_layers=4),
+        # 64 wide, cosine-decayed LR: mean distance 0.0078 in 12k steps (128 wide, constant LR: 0.0085 at 2.5x the cost)
+        dataset="spiral", model=MLPConfig(hidden=64, num_layers=4),
         diffusion=DiffusionConfig(schedule="linear", clip_x0=False),
         sampling=SamplingDefaults(sampler="ddpm", steps=1000, guidance=0.0),
-        steps=12_000, batch_size=1000, lr=2e-3, warmup_steps=200, ema_decay=0.995, label_dropout=0.0,
+        steps=12_000, batch_size=1000, lr=2e-3, warmup_steps=200, lr_decay="cosine", ema_decay=0.995, label_dropout=0.0,
         sample_every=4000, save_every=2000),
     "digits": TrainConfig(
         dataset="digits", model=UNetConfig(in_channels=1, image_size=28, base_channels=32, channel_mults=(1, 2, 2),
@@ -82,11 +83,12 @@ PRESETS = {
         sampling=SamplingDefaults(sampler="ddim", steps=20, guidance=2.0),
         steps=2_500, batch_size=128, lr=1e-3, warmup_steps=300, ema_decay=0.999, label_dropout=0.2, save_every=250),
     "pokemon": TrainConfig(
-        # 16 channels at full 48x48 resolution keeps it ~3x cheaper than 32 (the full-resolution convs dominate)
-        dataset="pokemon", model=UNetConfig(in_channels=3, image_size=48, base_channels=16,
-                                            channel_mults=(1, 2, 4, 4), num_res_blocks=1, num_classes=10),
+        # patch 2 (the UNet runs on 12 x 24 x 24): twice the channels of a 48 x 48 UNet for less compute
+        dataset="pokemon", model=UNetConfig(in_channels=3, image_size=48, patch_size=2, base_channels=32,
+                                            channel_mults=(1, 2, 3), num_res_blocks=1, num_classes=10),
+        diffusion=DiffusionConfig(prediction="v", snr_gamma=5.0),  # the digits recipe
         sampling=SamplingDefaults(sampler="ddim", steps=50, guidance=3.0),
-        steps=4_500, batch_size=64, lr=1e-3, warmup_steps=500, ema_decay=0.999, hflip=True,
+        steps=6_750, batch_size=64, lr=1e-3, warmup_steps=500, ema_decay=0.999, label_dropout=0.2, hflip=True,
         sample_every=1000, save_every=250),
 }
 

@@ -3,6 +3,7 @@ bad inputs, Stop, and 8 concurrent clients getting what they get one at a time."
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def test_every_tab_says_which_model_it_uses(client):
         info, sampler, *_ = client.predict(api_name=f"/{name}_info")
         assert info.startswith("**Model:**") and sampler in ("ddpm", "ddim", "dpm++")
         assert info.startswith("**Model:** shipped copy ") and "T = 1000" in info
-        assert info.endswith("predicts v" if name == "digits" else "predicts eps")
+        shipped = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())["diffusion"]
+        assert info.endswith(f"predicts {shipped.get('prediction', 'eps')}")
 
 
 def test_spiral_streams_frames_then_replays_and_makes_a_gif(client):

@@ -34,6 +34,24 @@ def test_unet_time_changes_the_output():
     assert not torch.allclose(m(x, torch.tensor([1])), m(x, torch.tensor([900])))
 
 
+def test_patched_unet_is_the_plain_unet_on_unshuffled_pixels():
+    """patch_size p: the UNet sees [C*p*p, H/p, W/p] and its output is shuffled back to [C, H, W]."""
+    torch.manual_seed(0)
+    patched = build_model(UNetConfig(in_channels=3, image_size=16, patch_size=2, base_channels=8, channel_mults=(1, 2),
+                                     groups=4, num_classes=4))
+    plain = build_model(UNetConfig(in_channels=12, image_size=8, base_channels=8, channel_mults=(1, 2), groups=4,
+                                   num_classes=4))
+    torch.nn.init.normal_(patched.out[-1].weight)
+    plain.load_state_dict(patched.state_dict())  # patching adds no parameters
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.tensor([0, 4])
+    out = patched(x, t, y)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, torch.nn.functional.pixel_shuffle(plain(torch.nn.functional.pixel_unshuffle(x, 2),
+                                                                              t, y), 2))
+    with pytest.raises(ValueError, match="patch_size 2"):
+        UNetConfig(image_size=12, patch_size=2, channel_mults=(1, 2, 2))
+
+
 def test_mlp_shapes_and_parameters():
     m = build_model(MLPConfig(hidden=32, num_layers=3, time_dim=16))
     assert m(torch.randn(5, 2), torch.arange(5)).shape == (5, 2)

@@ -39,7 +39,7 @@ def test_loss_falls_and_checkpoint_is_written(tmp_path):
 
 
 def test_learning_rate_warms_up_then_stays_or_follows_a_half_cosine_to_zero(tmp_path):
-    config, _ = tiny_config(tmp_path, steps=105, warmup_steps=5)
+    config, _ = tiny_config(tmp_path, steps=105, warmup_steps=5, lr_decay="constant")
     assert [config.lr_factor(s) for s in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
     assert config.lr_factor(104) == 1.0
     cosine = replace(config, lr_decay="cosine")
