@@ -106,8 +106,7 @@ def snr_weight(s: Schedule, t: torch.Tensor, prediction: str, gamma: float) -> t
     """Min-SNR-gamma weights (Hang et al. 2023, eq. 10): min(SNR_t, gamma) on the x0 error, i.e. on the eps error
     min(SNR_t, gamma) / SNR_t and on the v error min(SNR_t, gamma) / (SNR_t + 1), since ||eps err||^2 = SNR ||x0 err||^2
     and ||v err||^2 = (SNR + 1) ||x0 err||^2."""
-    ab = s.alpha_bar.to(t.device)[t]
-    snr = ab / (1 - ab)
+    snr = s.snr().to(t.device)[t]
     return snr.clamp(max=gamma) / (snr if prediction == "eps" else snr + 1)
 
 

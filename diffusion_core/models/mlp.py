@@ -36,7 +36,7 @@ class TimeMLP(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict eps from x_t [N, data_dim] at integer timesteps t [N]."""
+        """The model's output (eps, or v for a v-trained model) for x_t [N, data_dim] at integer timesteps t [N]."""
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim))
         if self.label_emb is not None:
             labels = torch.full_like(t, self.config.num_classes) if labels is None else labels

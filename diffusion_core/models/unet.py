@@ -114,7 +114,7 @@ class UNet(nn.Module):
         return emb
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict eps from x_t at integer timesteps t [N]."""
+        """The model's output (eps, or v for a v-trained model) for x_t at integer timesteps t [N]."""
         emb = self.embed(t, labels)
         h = self.conv_in(self.unpatch(x_t))
         hs = [h]
