@@ -177,9 +177,9 @@ def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = 
         if acc.is_main_process and (done % config.sample_every == 0 or done == total):
             (out / "samples").mkdir(parents=True, exist_ok=True)
             preview(run.ema, run.info, out / "samples" / f"step_{done:06d}.png")
-    acc.wait_for_everyone()
     if acc.is_main_process and total == config.steps:
         finish(run, config, out, command, run.elapsed + time.time() - t0, loss_avg)
+    acc.wait_for_everyone()  # after finish: a rank that tore the process group down early could abort (gloo)
     acc.end_training()
     return out
 
