@@ -47,18 +47,25 @@ def plot_curves(curves: dict, path: Path, guidance: float, baseline: float) -> N
 
 
 def guidance_sweep(pipe: Pipeline, num: int, steps: int) -> dict:
-    """FLD and label accuracy at each guidance scale (DDIM)."""
-    return {g: evaluate(pipe, num, sampler="ddim", steps=steps, guidance=g) for g in GUIDANCE}
+    """FLD and label accuracy at each guidance scale (DDIM), guided at every step and on the checkpoint's
+    guidance interval (guidance.py) when it has one."""
+    T, interval = pipe.schedule.T, pipe.info.sampling.guidance_interval
+    ways = {"every step": (-1, T - 1)} | ({f"{interval[0]} < t <= {interval[1]}": interval} if interval else {})
+    return {way: {g: evaluate(pipe, num, sampler="ddim", steps=steps, guidance=g, guidance_interval=iv)
+                  for g in GUIDANCE} for way, iv in ways.items()}
 
 
 def plot_sweep(sweep: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    gs = list(sweep)
-    ax.plot(gs, [m["fld"] for m in sweep.values()], marker="o", color="tab:blue")
-    ax.set(xlabel="guidance scale g", ylabel="FLD", title="Digits: guidance sweep (DDIM 20 steps)")
     ax2 = ax.twinx()
-    ax2.plot(gs[1:], [100 * m["accuracy"] for m in list(sweep.values())[1:]], marker="s", color="tab:orange")
+    for (way, by_g), style in zip(sweep.items(), ("-", "--")):
+        gs = list(by_g)
+        ax.plot(gs, [m["fld"] for m in by_g.values()], style, marker="o", color="tab:blue", label=f"FLD, guided {way}")
+        ax2.plot(gs[1:], [100 * m["accuracy"] for m in list(by_g.values())[1:]], style, marker="s",
+                 color="tab:orange", label=f"accuracy, guided {way}")
+    ax.set(xlabel="guidance scale g", ylabel="FLD (lower is better)", title="Digits: guidance sweep (DDIM 20 steps)")
     ax2.set_ylabel("LeNet accuracy on the requested label (%)", color="tab:orange")
+    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.85), fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
 

@@ -22,7 +22,7 @@ from .card import command_line, hardware_description, render_card
 from .data import load_dataset, to_uint8
 from .metrics import fld_report, nearest_neighbour_distances, spiral_coverage_ks, spiral_distance, train_self_nn_distances
 from .pipeline import Pipeline
-from .sample import generate, write_output
+from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
 from .sprites import colour_classes
 
@@ -30,6 +30,7 @@ SUITES = {  # the settings each model card reports: name -> sampling kwargs
     "spiral": {"ddpm-1000": dict(sampler="ddpm"), "ddim-50": dict(sampler="ddim", steps=50),
                "dpm++-20": dict(sampler="dpm++", steps=20)},
     "digits": {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
+               "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=(-1, 999)),
                "ddim-20 g=0": dict(sampler="ddim", steps=20, guidance=0.0),
                "dpm++-10 g=2": dict(sampler="dpm++", steps=10, guidance=2.0)},
     "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--eta", type=float, default=None)
     p.add_argument("--guidance", type=float, default=None)
+    add_interval_arg(p)
     p.add_argument("--num", type=int, default=2000)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--suite", action="store_true", help="run the settings the model card reports")
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             write_card(Path(args.checkpoint), metrics, command, pipe)
     else:
         metrics = evaluate(pipe, args.num, args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                           guidance=args.guidance)
+                           guidance=args.guidance, guidance_interval=args.guidance_interval)
     print(json.dumps(metrics, indent=2))
     return 0
 

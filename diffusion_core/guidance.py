@@ -5,6 +5,13 @@ g = 0 eps_uncond alone, so those cases take a single forward pass. For a v-predi
 combination of v outputs gives exactly the guided eps: at fixed x_t, eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v
 is affine in v and the combination's weights (1 - g) + g sum to 1. The unconditional ("null") label is
 the extra class index `num_classes`.
+
+Guidance interval (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval improves sample and
+distribution quality in diffusion models"): with `interval=(t_lo, t_hi)` and g > 1 the guided combination is used
+only at steps with t_lo < t <= t_hi, and the conditional prediction alone (g = 1, one forward pass) elsewhere;
+g <= 1 (towards the unconditional model, g = 0 ignoring the label) stays the same at every step. Guidance at
+the highest noise levels is what costs diversity; EDM2's sigma interval (0.28, 5.42] is t in (166, 881] on the
+cosine schedule (`interval_from_sigma`); (-1, T - 1] guides every step.
 """
 from __future__ import annotations
 
@@ -14,12 +21,18 @@ from torch import nn
 from .samplers import EpsFn
 
 
-def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_label: int | None) -> EpsFn:
-    """eps_fn(x_t, t) for `model(x_t, t, labels)` under guidance scale g, one forward pass of a doubled batch."""
+def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_label: int | None,
+                  interval: tuple[int, int] | None = None) -> EpsFn:
+    """eps_fn(x_t, t) for `model(x_t, t, labels)` under guidance scale g, one forward pass of a doubled batch;
+    with `interval=(t_lo, t_hi)` and g > 1, guided only where t_lo < t <= t_hi and conditional (g = 1) elsewhere."""
+    t_lo, t_hi = check_interval(interval) if interval is not None else (None, None)
     if labels is None or null_label is None:  # an unconditional model: guidance does not apply
         return lambda x_t, t: model(x_t, t)
     if g < 0:
         raise ValueError(f"guidance scale must be >= 0, got {g}")
+    if interval is not None and g > 1:  # g <= 1 only blends towards the unconditional model: every step
+        guided, cond = guided_eps_fn(model, labels, g, null_label), guided_eps_fn(model, labels, 1.0, null_label)
+        return lambda x_t, t: guided(x_t, t) if t_lo < int(t.max()) <= t_hi else cond(x_t, t)
     null = torch.full_like(labels, null_label)
     if g == 1:
         return lambda x_t, t: model(x_t, t, labels)
@@ -32,3 +45,21 @@ def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_
         return eps_uncond + g * (eps_cond - eps_uncond)
 
     return eps_fn
+
+
+def check_interval(interval: tuple[int, int]) -> tuple[int, int]:
+    """(t_lo, t_hi) as integers, or ValueError unless -1 <= t_lo < t_hi."""
+    t_lo, t_hi = (int(v) for v in interval)
+    if not -1 <= t_lo < t_hi:
+        raise ValueError(f"guidance interval (t_lo, t_hi] needs -1 <= t_lo < t_hi, got {tuple(interval)}")
+    return t_lo, t_hi
+
+
+def interval_from_sigma(schedule, sigma_lo: float, sigma_hi: float) -> tuple[int, int]:
+    """The timestep interval (t_lo, t_hi] whose noise-to-signal ratio sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t)
+    lies in (sigma_lo, sigma_hi] (Karras et al. 2022's sigma of a VP schedule)."""
+    sigma = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt()
+    inside = ((sigma > sigma_lo) & (sigma <= sigma_hi)).nonzero().flatten()
+    if len(inside) == 0:
+        raise ValueError(f"no timestep has sigma in ({sigma_lo}, {sigma_hi}]")
+    return int(inside.min()) - 1, int(inside.max())

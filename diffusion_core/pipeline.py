@@ -10,7 +10,7 @@ from torch import nn
 from .checkpoint import Checkpoint, CheckpointError
 from .device import default_device, make_generator
 from .diffusion import DiffusionConfig, q_sample
-from .guidance import guided_eps_fn
+from .guidance import check_interval, guided_eps_fn
 from .hub import resolve_checkpoint
 from .models import build_model, model_config_from_dict, model_config_to_dict
 from .samplers import StepOutput, sample
@@ -27,6 +27,11 @@ class SamplingDefaults:
     steps: int = 20
     eta: float = 0.0
     guidance: float = 2.0
+    guidance_interval: tuple[int, int] | None = None  # guide only where t_lo < t <= t_hi (guidance.py); None: always
+
+    def __post_init__(self) -> None:
+        if self.guidance_interval is not None:  # JSON gives a list
+            object.__setattr__(self, "guidance_interval", check_interval(self.guidance_interval))
 
 
 @dataclass(frozen=True)
@@ -113,12 +118,12 @@ class Pipeline:
             raise ValueError(f"label must be in 0..{k - 1} or 'all', got {label if not isinstance(label, torch.Tensor) else 'a tensor'}")
         return labels
 
-    def eps_fn(self, labels: torch.Tensor | None, guidance: float):
-        """eps_fn(x_t, t) with guidance, evaluated without autograd."""
+    def eps_fn(self, labels: torch.Tensor | None, guidance: float, interval: tuple[int, int] | None = None):
+        """eps_fn(x_t, t) with guidance (on t_lo < t <= t_hi only, given an interval), evaluated without autograd."""
         if not 0 <= guidance <= MAX_GUIDANCE:
             raise ValueError(f"guidance must be between 0 and {MAX_GUIDANCE}, got {guidance}")
         null = self.info.num_classes if self.info.num_classes else None
-        fn = guided_eps_fn(self.model, labels, guidance, null)
+        fn = guided_eps_fn(self.model, labels, guidance, null, interval)
         return torch.inference_mode()(fn)
 
     def plan_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int | None]:
@@ -128,8 +133,10 @@ class Pipeline:
 
     def run(self, num: int, *, seed: int, label: int | str | None = None, sampler: str | None = None,
             steps: int | None = None, eta: float | None = None, guidance: float | None = None,
-            x0: torch.Tensor | None = None, t_start: int | None = None) -> Iterator[StepOutput]:
-        """Stream a sampling run. With `x0` and `t_start`, noise x0 to t_start first and denoise from there (SDEdit)."""
+            guidance_interval: tuple[int, int] | None = None, x0: torch.Tensor | None = None,
+            t_start: int | None = None) -> Iterator[StepOutput]:
+        """Stream a sampling run. With `x0` and `t_start`, noise x0 to t_start first and denoise from there (SDEdit).
+        `guidance_interval` None takes the checkpoint's default; (-1, T - 1) guides every step."""
         d = self.info.sampling
         sampler, steps = self.plan_settings(sampler, steps)
         g = make_generator(seed, self.device)
@@ -141,7 +148,8 @@ class Pipeline:
             eps = torch.randn((num, *self.info.data_shape), generator=g, device=self.device)
             x_T = q_sample(self.schedule, x0.to(self.device).expand(num, *self.info.data_shape), t, eps)
         yield from sample(
-            self.eps_fn(labels, d.guidance if guidance is None else guidance), self.schedule,
+            self.eps_fn(labels, d.guidance if guidance is None else guidance,
+                        d.guidance_interval if guidance_interval is None else guidance_interval), self.schedule,
             (num, *self.info.data_shape), generator=g, sampler=sampler, steps=steps,
             eta=d.eta if eta is None else eta, clip_x0=self.info.diffusion.clip_x0, x_T=x_T, t_start=t_start,
             prediction=self.info.diffusion.prediction)

@@ -34,10 +34,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="DDIM / DPM-Solver++ steps (DDPM always uses T)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity, 0..1")
     p.add_argument("--guidance", type=float, default=None, help=f"classifier-free guidance 0..{MAX_GUIDANCE}; 0 = unconditional")
+    add_interval_arg(p)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--batch", type=int, default=500, help="samples per forward batch")
     p.add_argument("--out", type=Path, required=True, help="output .npz or .png")
     return p.parse_args(argv)
+
+
+def add_interval_arg(p: argparse.ArgumentParser) -> None:
+    """--guidance-interval T_LO T_HI (guidance.py): guide only where T_LO < t <= T_HI; -1 999 guides every step."""
+    p.add_argument("--guidance-interval", type=int, nargs=2, default=None, metavar=("T_LO", "T_HI"),
+                   help="guide only at steps with T_LO < t <= T_HI (default: the checkpoint's; -1 999: every step)")
 
 
 def generate(pipe: Pipeline, num: int, label, seed: int, batch: int, progress: bool = True, **kw) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe = Pipeline.load(args.checkpoint)
         label = args.label if args.label in (None, "all") else int(args.label)
         x, labels = generate(pipe, args.num, label, args.seed, args.batch, sampler=args.sampler, steps=args.steps,
-                             eta=args.eta, guidance=args.guidance)
+                             eta=args.eta, guidance=args.guidance, guidance_interval=args.guidance_interval)
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -92,8 +92,11 @@ def test_every_tab_says_which_model_it_uses(client):
         info, sampler, *_ = client.predict(api_name=f"/{name}_info")
         assert info.startswith("**Model:**") and sampler in ("ddpm", "ddim", "dpm++")
         assert info.startswith("**Model:** shipped copy ") and "T = 1000" in info
-        shipped = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())["diffusion"]
-        assert info.endswith(f"predicts {shipped.get('prediction', 'eps')}")
+        shipped = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())
+        assert f"predicts {shipped['diffusion'].get('prediction', 'eps')}" in info
+        interval = shipped["sampling"].get("guidance_interval")
+        said = f"g > 1 applied at {interval[0]} < t ≤ {interval[1]} only" if interval else "g > 1 applied at"
+        assert (said in info) == bool(interval)
 
 
 def test_spiral_streams_frames_then_replays_and_makes_a_gif(client):

@@ -61,7 +61,7 @@ def test_sample_images_npz_and_png_with_labels(image_ckpt, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [["--label", "9"], ["--steps", "0"], ["--guidance", "-2"], ["--num", "0"],
-                                 ["--out", "x.txt"]])
+                                 ["--out", "x.txt"], ["--guidance-interval", "500", "100"]])
 def test_sample_bad_input_is_a_clear_error(image_ckpt, tmp_path, capsys, bad):
     args = ["--checkpoint", str(image_ckpt), "--num", "2", "--sampler", "ddim", "--seed", "0",
             "--out", str(tmp_path / "x.npz")]

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from diffusion_core import guided_eps_fn
+from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.guidance import interval_from_sigma
 
 NULL = 10
 
@@ -57,3 +59,33 @@ def test_unconditional_model_ignores_guidance():
 def test_negative_guidance_rejected():
     with pytest.raises(ValueError):
         guided_eps_fn(CountingModel(), LABELS, -1.0, NULL)
+
+
+@pytest.mark.parametrize("t, guided", [(166, False), (167, True), (500, True), (881, True), (882, False), (999, False)])
+def test_interval_guides_inside_and_follows_the_label_outside(t, guided):
+    m = CountingModel()
+    t_batch = torch.full((4,), t)
+    out = guided_eps_fn(m, LABELS, 2.0, NULL, interval=(166, 881))(X, t_batch)
+    eps_uncond, eps_cond = m(X, t_batch, torch.full((4,), NULL)), m(X, t_batch, LABELS)
+    assert len(m.calls[0]) == (8 if guided else 4)  # outside: one conditional pass, no doubled batch
+    torch.testing.assert_close(out, eps_uncond + 2.0 * (eps_cond - eps_uncond) if guided else eps_cond)
+
+
+def test_interval_from_sigma_brackets_exactly_the_steps_in_the_sigma_range():
+    schedule = DiffusionConfig(schedule="cosine").make_schedule()
+    t_lo, t_hi = interval_from_sigma(schedule, 0.28, 5.42)
+    sigma = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt()
+    assert sigma[t_lo] <= 0.28 < sigma[t_lo + 1] and sigma[t_hi] <= 5.42 < sigma[t_hi + 1]
+    assert (t_lo, t_hi) == (166, 881)  # the EDM2 interval on our cosine schedule, quoted in guidance.py
+
+
+def test_interval_leaves_g_up_to_1_alone():
+    m = CountingModel()
+    out = guided_eps_fn(m, LABELS, 0.0, NULL, interval=(166, 881))(X, torch.full((4,), 999))
+    torch.testing.assert_close(out, m(X, T.new_full((4,), 999), torch.full((4,), NULL)))  # g = 0 ignores the label
+
+
+@pytest.mark.parametrize("bad", [(500, 500), (600, 100), (-2, 10)])
+def test_bad_interval_rejected(bad):
+    with pytest.raises(ValueError):
+        guided_eps_fn(CountingModel(), LABELS, 2.0, NULL, interval=bad)

@@ -80,3 +80,13 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path, pipe):
     save_checkpoint(tmp_path / "bad", pipe.model.state_dict(), checkpoint_config(bigger, INFO))
     with pytest.raises(CheckpointError, match="model.safetensors does not match its config.json"):
         Pipeline.load(str(tmp_path / "bad"))
+
+
+def test_guidance_interval_default_from_config_and_override(pipe):
+    interval = SamplingDefaults(**{**INFO.sampling.__dict__, "guidance_interval": [20, 80]})  # JSON gives a list
+    assert interval.guidance_interval == (20, 80)
+    windowed = Pipeline(pipe.model, ModelInfo(**{**INFO.__dict__, "sampling": interval}), device=torch.device("cpu"))
+    kw = dict(seed=5, label="all", sampler="ddim", steps=10)
+    assert torch.equal(final(windowed, **kw), final(pipe, **kw, guidance_interval=(20, 80)))
+    assert torch.equal(final(windowed, **kw, guidance_interval=(-1, 99)), final(pipe, **kw))  # every step
+    assert not torch.equal(final(windowed, **kw), final(pipe, **kw))
