@@ -26,7 +26,7 @@ def shape_of(name: str) -> tuple[int, ...]:
     return (m.in_channels, m.image_size, m.image_size) if hasattr(m, "image_size") else (m.data_dim,)
 
 
-def images_per_second(name: str, seconds: float) -> tuple[float, int]:
+def images_per_second(name: str, seconds: float, fp32: bool = False) -> tuple[float, int]:
     """Train steps on random data for about `seconds` (after 3 warm-up steps); return images/s and params."""
     config = PRESETS[name]
     model = build_model(config.model)
@@ -39,7 +39,7 @@ def images_per_second(name: str, seconds: float) -> tuple[float, int]:
         if done == 0:
             t0 = time.perf_counter()
         x_t, t, eps = noisy_batch(schedule, x0, g)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16" and not fp32):
             out = model(x_t, t, labels)
         loss = training_loss(out.float(), eps)
         opt.zero_grad()
@@ -53,13 +53,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--fp32", action="store_true", help="ignore the presets' bf16 autocast (for the A/B)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = {}
     for name in PRESETS:
-        ips, params = images_per_second(name, args.seconds)
+        ips, params = images_per_second(name, args.seconds, args.fp32)
         out[name] = {"images_per_s": round(ips, 1), "params": params, "batch": PRESETS[name].batch_size,
-                     "mixed_precision": PRESETS[name].mixed_precision}
+                     "mixed_precision": "no" if args.fp32 else PRESETS[name].mixed_precision}
     print(json.dumps({"train_throughput": out, "threads": args.threads, "load_average": os.getloadavg()}, indent=2))
 
 

@@ -58,7 +58,7 @@ def check_interval(interval: tuple[int, int]) -> tuple[int, int]:
 def interval_from_sigma(schedule, sigma_lo: float, sigma_hi: float) -> tuple[int, int]:
     """The timestep interval (t_lo, t_hi] whose noise-to-signal ratio sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t)
     lies in (sigma_lo, sigma_hi] (Karras et al. 2022's sigma of a VP schedule)."""
-    sigma = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt()
+    sigma = schedule.snr().rsqrt()
     inside = ((sigma > sigma_lo) & (sigma <= sigma_hi)).nonzero().flatten()
     if len(inside) == 0:
         raise ValueError(f"no timestep has sigma in ({sigma_lo}, {sigma_hi}]")
