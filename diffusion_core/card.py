@@ -44,6 +44,29 @@ def _metrics_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def training_lineage(training: dict) -> list[dict]:
+    """The training records from the first run to `training`, following each run's `init_from` parent."""
+    chain = []
+    while training:
+        chain.insert(0, training)
+        training = (training.get("init_from") or {}).get("training")
+    return chain
+
+
+def _training_lines(training: dict) -> list[str]:
+    """'Reproduce with' (every command of the lineage, in order) and one line per run: steps, time, hardware."""
+    chain = training_lineage(training) or [{}]
+    commands = "\n".join(tr.get("command", "?") for tr in chain)
+    lines = [f"Reproduce with{' (in this order; each run starts from the weights the one before wrote)' if len(chain) > 1 else ''}:"
+             f"\n\n```bash\n{commands}\n```\n"]
+    for tr in chain:
+        start = f"from {tr['init_from']['checkpoint']}'s weights, " if tr.get("init_from") else ""
+        lines.append(f"- {start}{tr.get('steps', '?')} steps in {tr.get('seconds', 0) / 60:.1f} min on "
+                     f"{tr.get('hardware', '?')}, torch {tr.get('torch', '?')}; "
+                     f"final loss (EMA of batches) {tr.get('final_loss') or float('nan'):.4f}")
+    return lines
+
+
 def render_card(config: dict, metrics: dict | None = None) -> str:
     """The model card text: front matter, data, model, the exact training command, time, hardware, metrics."""
     tr = config.get("training", {})
@@ -59,10 +82,7 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
         f"- diffusion: {json.dumps(config['diffusion'])}",
         f"- model: {json.dumps(model)}",
         f"- default sampling: {json.dumps(config.get('sampling', {}))}", "",
-        "## Training", "",
-        f"Reproduce with:\n\n```bash\n{tr.get('command', '?')}\n```\n",
-        f"- {tr.get('steps', '?')} steps in {tr.get('seconds', 0) / 60:.1f} min on {tr.get('hardware', '?')}, "
-        f"torch {tr.get('torch', '?')}; final loss (EMA of batches) {tr.get('final_loss') or float('nan'):.4f}",
+        "## Training", "", *_training_lines(tr),
         "- weights: exponential moving average, safetensors", "",
         "## Metrics", "",
     ]

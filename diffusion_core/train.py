@@ -4,6 +4,8 @@
 
 Runs the same under `accelerate launch --num_processes N -m diffusion_core.train ...` on several GPUs
 (or CPU processes). Resumes from OUT/train_state when it exists. The shipped weights are the EMA ones.
+`--init-from CHECKPOINT` starts a new run (fresh optimiser and learning-rate schedule) from a checkpoint's
+weights; its card then lists every command of the lineage, in order.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import argparse
 import copy
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,15 +22,15 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from .card import command_line, hardware_description, render_card
-from .checkpoint import save_checkpoint
+from .checkpoint import CheckpointError, save_checkpoint
 from .device import default_device
 from .data import Dataset, load_dataset, random_hflip, to_uint8
 from .diffusion import denoising_loss, noisy_batch
-from .models import build_model, count_parameters
+from .models import build_model, count_parameters, model_config_to_dict
 from .pipeline import ModelInfo, Pipeline, checkpoint_config
 from .train_config import TrainConfig, load_train_config
 from .schedules import Schedule
-from .train_state import load_train_state, save_train_state
+from .train_state import check_resumable, load_init, load_train_state, save_train_state
 from .viz import image_grid, points_image, save_png
 
 
@@ -81,10 +83,13 @@ class Run:
     start: int = 0  # step to start from (resumed runs)
     elapsed: float = 0.0  # seconds spent in earlier sessions of this run
     loss: float | None = None  # running loss when the run was saved
+    init_from: str | None = None  # checkpoint whose EMA weights this run started from
+    parent: dict | None = None  # that checkpoint's training record
 
 
-def setup(config: TrainConfig, out: Path) -> Run:
-    """Build model, EMA, optimiser and data, restore OUT/train_state if present, and prepare with Accelerate."""
+def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
+    """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
+    checkpoint `init_from` if given; prepare with Accelerate."""
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
@@ -97,14 +102,18 @@ def setup(config: TrainConfig, out: Path) -> Run:
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
-    start, elapsed, loss = 0, 0.0, None
-    state = load_train_state(out)
+    start, elapsed, loss, parent = 0, 0.0, None, None
+    state = check_resumable(load_train_state(out), out, init_from)
+    if state is None and init_from is not None:
+        weights, parent = load_init(init_from, model_config_to_dict(config.model))
+        model.load_state_dict(weights)
+        ema.load_state_dict(weights)
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])
-        start, elapsed, loss = state["step"], state.get("seconds", 0.0), state.get("loss")
+        start, elapsed, loss, parent = state["step"], state.get("seconds", 0.0), state.get("loss"), state.get("parent")
         acc.print(f"resuming {out} from step {start}")
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, config.lr_factor, last_epoch=start - 1)
     model, opt = acc.prepare(model, opt)
@@ -112,7 +121,7 @@ def setup(config: TrainConfig, out: Path) -> Run:
               f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, "
               f"{acc.num_processes} process(es) on {acc.device}, mixed precision {mp}")
     return Run(acc, model, ema.to(acc.device), opt, lr_sched, gen, config.diffusion.make_schedule().to(acc.device),
-               data, model_info(config, data), start, elapsed, loss)
+               data, model_info(config, data), start, elapsed, loss, init_from, parent)
 
 
 def micro_batch(run: Run, config: TrainConfig, micro_step: int):
@@ -151,14 +160,17 @@ def finish(run: Run, config: TrainConfig, out: Path, command: str, seconds: floa
     training = {"command": command, "seconds": round(seconds, 1), "hardware": hardware_description(run.acc),
                 "steps": config.steps, "final_loss": loss, "config": config.to_dict(),
                 "torch": torch.__version__, "processes": run.acc.num_processes}
+    if run.init_from is not None:
+        training["init_from"] = {"checkpoint": run.init_from, "training": run.parent}
     cfg = checkpoint_config(config.model, run.info, training)
     save_checkpoint(out, {k: v.cpu() for k, v in run.ema.state_dict().items()}, cfg, render_card(cfg))
     run.acc.print(f"wrote {out} ({seconds / 60:.1f} min)")
 
 
-def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = None) -> Path:
-    """Run (or resume) training; return the checkpoint folder."""
-    run = setup(config, out)
+def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = None,
+          init_from: str | None = None) -> Path:
+    """Run (or resume) training, from scratch or from checkpoint `init_from`'s weights; return the folder."""
+    run = setup(config, out, init_from)
     acc, total = run.acc, config.steps if max_steps is None else min(config.steps, max_steps)
     per_step = config.batch_size * config.grad_accum * acc.num_processes
     bar = tqdm(range(run.start, total), initial=run.start, total=total, disable=not acc.is_main_process,
@@ -173,7 +185,8 @@ def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = 
         if acc.is_main_process and (done % config.save_every == 0 or done == total):
             save_train_state(out, done, acc.unwrap_model(run.model).state_dict(), run.ema.state_dict(),
                              run.opt.state_dict(), run.gen.get_state(),
-                             {"seconds": run.elapsed + time.time() - t0, "loss": loss_avg})
+                             {"seconds": run.elapsed + time.time() - t0, "loss": loss_avg,
+                              "init_from": run.init_from, "parent": run.parent})
         if acc.is_main_process and (done % config.sample_every == 0 or done == total):
             (out / "samples").mkdir(parents=True, exist_ok=True)
             preview(run.ema, run.info, out / "samples" / f"step_{done:06d}.png")
@@ -194,19 +207,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--stop-after", type=int, default=None, help="stop at this step (resume later)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's EMA weights (fine-tuning; may equal --out); the card records "
+                        "its training commands before this one")
     return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig a command line asks for: the dataset's preset, then --config, then the flags."""
+    preset = "digits" if args.dataset == "fashion" else args.dataset
+    config = load_train_config(preset, args.config, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    return replace(config, dataset="fashion") if args.dataset == "fashion" else config
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = "digits" if args.dataset == "fashion" else args.dataset
-    config = load_train_config(preset, args.config, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    if args.dataset == "fashion":
-        config = config.__class__(**{**config.__dict__, "dataset": "fashion"})
     command = command_line("diffusion_core.train", argv or sys.argv[1:])
-    train(config, args.out, command, args.stop_after)
+    try:
+        train(config_from_args(args), args.out, command, args.stop_after, args.init_from)
+    except (CheckpointError, ValueError) as e:  # a bad --config, a missing or mismatched --init-from, a foreign state
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

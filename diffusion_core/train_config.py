@@ -90,7 +90,8 @@ PRESETS = {
         dataset="pokemon", model=UNetConfig(in_channels=3, image_size=48, patch_size=2, base_channels=32,
                                             channel_mults=(1, 2, 3), num_res_blocks=1, num_classes=10),
         diffusion=DiffusionConfig(prediction="v", snr_gamma=5.0),  # the digits recipe
-        sampling=SamplingDefaults(sampler="ddim", steps=50, guidance=3.0),
+        # eta 1 (stochastic DDIM, Song et al. 2021 eq. 16): fewer speckles inside the figures than eta 0 at 50 steps
+        sampling=SamplingDefaults(sampler="ddim", steps=50, eta=1.0, guidance=3.0),
         steps=16_000, batch_size=64, lr=1e-3, warmup_steps=500, lr_decay="cosine", ema_decay=0.999, label_dropout=0.2,
         hflip=True, sample_every=2000, save_every=250, mixed_precision="bf16"),
 }

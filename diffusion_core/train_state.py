@@ -59,3 +59,26 @@ def load_train_state(out: Path) -> dict | None:
     pick = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     return {**meta, "model": pick("model."), "ema": pick("ema."), "rng": tensors["rng"],
             "optimizer": _unflatten_optimizer(tensors, meta["optimizer"])}
+
+
+def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """The EMA weights and training record of checkpoint `path`, for a run that starts from them (fine-tuning)."""
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.config.get("model") != model_config:
+        raise ValueError(f"--init-from {path}: its model {json.dumps(ckpt.config.get('model'))} differs from this "
+                         f"run's {json.dumps(model_config)}")
+    return ckpt.state_dict, ckpt.config.get("training", {})
+
+
+def check_resumable(state: dict | None, out: Path, init_from: str | None) -> dict | None:
+    """`state` when it belongs to this run (same --init-from); None when it is the finished parent run's state
+    that an --init-from run replaces; an error when a plain run would resume a fine-tuning run's state."""
+    if state is None or state.get("init_from") == init_from:
+        return state
+    if init_from is None:
+        raise ValueError(f"{Path(out) / STATE_DIR} continues a run started from {state['init_from']}: "
+                         f"pass --init-from {state['init_from']} to resume it")
+    print(f"{Path(out) / STATE_DIR} (step {state['step']}) is another run's: starting afresh from {init_from}")
+    return None

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,3 +75,58 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 process(es)" in r.stdout + r.stderr
     assert load_checkpoint(out).config["training"]["processes"] == 2
+
+
+def test_init_from_starts_at_the_checkpoint_and_the_card_records_both_commands(tmp_path):
+    config, _ = tiny_config(tmp_path)
+    parent = train(config, tmp_path / "parent", "first command")
+    frozen = replace(config, lr=0.0, steps=10)  # lr 0: weights stay the parent's, and so does their EMA
+    child = train(frozen, tmp_path / "child", "second command", init_from=str(parent))
+    for k, v in weights(parent).items():
+        assert torch.equal(weights(child)[k], v), k
+    card = (child / "README.md").read_text()
+    assert "```bash\nfirst command\nsecond command\n```" in card
+    assert load_checkpoint(child).config["training"]["init_from"]["training"]["command"] == "first command"
+
+
+def test_init_from_resumes_its_own_state_and_replaces_the_parents(tmp_path):
+    config, _ = tiny_config(tmp_path)
+    parent = train(config, tmp_path / "a", "first")  # leaves a finished train_state in a/
+    straight = weights(train(replace(config, steps=30), tmp_path / "b", "second", init_from=str(parent)))
+    train(config, tmp_path / "c", "first")
+    train(replace(config, steps=30), tmp_path / "c", "second", max_steps=10, init_from=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="pass --init-from"):  # a plain run must not resume a fine-tuning state
+        train(config, tmp_path / "c", "first")
+    resumed = weights(train(replace(config, steps=30), tmp_path / "c", "second", init_from=str(tmp_path / "c")))
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+    wide = replace(config, model=MLPConfig(hidden=64, num_layers=2, time_dim=16))
+    with pytest.raises(ValueError, match="differs"):
+        train(wide, tmp_path / "d", "third", init_from=str(parent))
+
+
+def test_train_command_reports_a_missing_init_checkpoint(tmp_path, capsys):
+    from diffusion_core.train import main
+
+    _, path = tiny_config(tmp_path)
+    args = ["--dataset", "spiral", "--config", str(path), "--out", str(tmp_path / "x")]
+    assert main([*args, "--init-from", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "x" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
+def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_trained_with(name):
+    """What makes a card's 'Reproduce with' true: every command of the lineage, parsed by the train command
+    today, gives exactly the training config recorded beside it (presets, --config files and flags included)."""
+    import shlex
+
+    from diffusion_core.card import training_lineage
+    from diffusion_core.train import config_from_args, parse_args
+
+    root = Path(__file__).resolve().parent.parent
+    chain = training_lineage(load_checkpoint(root / "checkpoints" / name).config["training"])
+    assert chain and all(tr["command"].startswith("python -m diffusion_core.train ") for tr in chain)
+    for tr in chain:
+        args = parse_args(shlex.split(tr["command"])[3:])
+        assert args.out == Path("checkpoints") / name
+        assert json.loads(json.dumps(config_from_args(args).to_dict())) == tr["config"], tr["command"]

@@ -1,0 +1,32 @@
+"""ZeroGPU Spaces: where the `spaces` package is importable, every sampling handler runs under spaces.GPU (and
+nothing else does); the page's events call the decorated handlers. A stand-in `spaces` records what it wraps."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import json, sys, types
+wrapped = []
+def GPU(fn):
+    wrapped.append(fn.__name__)
+    def on_gpu(*args, **kwargs):
+        yield from fn(*args, **kwargs)
+    on_gpu.__name__, on_gpu.__wrapped__, on_gpu.on_gpu = fn.__name__, fn, True
+    return on_gpu
+sys.modules["spaces"] = types.SimpleNamespace(GPU=GPU)
+import app
+events = {f.api_name: getattr(f.fn, "on_gpu", False) for f in app.demo.fns.values() if f.api_name}
+print(json.dumps({"wrapped": wrapped, "events": events}))
+"""
+
+
+def test_sampling_handlers_run_under_spaces_gpu_when_spaces_is_importable():
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert sorted(got["wrapped"]) == ["complete_sketch", "generate", "generate", "spiral"]
+    on_gpu = {name for name, flag in got["events"].items() if flag}
+    assert on_gpu == {"spiral", "digits", "pokemon", "digits_sketch"}, got
