@@ -78,7 +78,8 @@ def model_info(tab: str) -> tuple:
     info = (f"**Model:** {source} · {pipe.info.diffusion.schedule} noise schedule, T = {T} · "
             f"predicts {pipe.info.diffusion.prediction}")
     if d.guidance_interval:  # guidance.py: guided only there, the label alone elsewhere
-        info += f" · g > 1 applied at {d.guidance_interval[0]} < t ≤ {d.guidance_interval[1]} only"
+        lo, hi = d.guidance_interval
+        info += f" · g > 1 applied at {'' if lo < 0 else f'{lo} < '}t ≤ {hi} only"
     return (info, d.sampler, gr.update(value=d.steps, maximum=T), d.eta, d.guidance)[:n + 1]
 
 

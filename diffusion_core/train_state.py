@@ -1,4 +1,5 @@
-"""Resumable training state without pickle: tensors in safetensors, the rest in JSON."""
+"""Resumable training state without pickle (tensors in safetensors, the rest in JSON), and the checkpoint weights an
+`--init-from` run starts from."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .checkpoint import load_checkpoint
 
 STATE_DIR = "train_state"
 
@@ -63,8 +66,6 @@ def load_train_state(out: Path) -> dict | None:
 
 def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """The EMA weights and training record of checkpoint `path`, for a run that starts from them (fine-tuning)."""
-    from .checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(path)
     if ckpt.config.get("model") != model_config:
         raise ValueError(f"--init-from {path}: its model {json.dumps(ckpt.config.get('model'))} differs from this "
