@@ -82,8 +82,9 @@ def test_init_from_starts_at_the_checkpoint_and_the_card_records_both_commands(t
     parent = train(config, tmp_path / "parent", "first command")
     frozen = replace(config, lr=0.0, steps=10)  # lr 0: weights stay the parent's, and so does their EMA
     child = train(frozen, tmp_path / "child", "second command", init_from=str(parent))
+    child_weights = weights(child)
     for k, v in weights(parent).items():
-        assert torch.equal(weights(child)[k], v), k
+        assert torch.equal(child_weights[k], v), k
     card = (child / "README.md").read_text()
     assert "```bash\nfirst command\nsecond command\n```" in card
     assert load_checkpoint(child).config["training"]["init_from"]["training"]["command"] == "first command"
