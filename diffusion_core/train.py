@@ -103,7 +103,7 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
     start, elapsed, loss, parent = 0, 0.0, None, None
-    state = check_resumable(load_train_state(out), out, init_from)
+    state = check_resumable(load_train_state(out), out, init_from, config.to_dict())
     if state is None and init_from is not None:
         weights, parent = load_init(init_from, model_config_to_dict(config.model))
         model.load_state_dict(weights)
@@ -186,7 +186,7 @@ def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = 
             save_train_state(out, done, acc.unwrap_model(run.model).state_dict(), run.ema.state_dict(),
                              run.opt.state_dict(), run.gen.get_state(),
                              {"seconds": run.elapsed + time.time() - t0, "loss": loss_avg,
-                              "init_from": run.init_from, "parent": run.parent})
+                              "init_from": run.init_from, "parent": run.parent, "config": config.to_dict()})
         if acc.is_main_process and (done % config.sample_every == 0 or done == total):
             (out / "samples").mkdir(parents=True, exist_ok=True)
             preview(run.ema, run.info, out / "samples" / f"step_{done:06d}.png")

@@ -73,13 +73,24 @@ def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Ten
     return ckpt.state_dict, ckpt.config.get("training", {})
 
 
-def check_resumable(state: dict | None, out: Path, init_from: str | None) -> dict | None:
-    """`state` when it belongs to this run (same --init-from); None when it is the finished parent run's state
-    that an --init-from run replaces; an error when a plain run would resume a fine-tuning run's state."""
-    if state is None or state.get("init_from") == init_from:
+def check_resumable(state: dict | None, out: Path, init_from: str | None, config: dict) -> dict | None:
+    """`state` when it is this run's to resume: the same --init-from and, for a fine-tuning run, the same training
+    config (fine-tuning a checkpoint into its own folder a second time is a new run, not the first one resumed).
+    None when it is a finished run's state that this --init-from run replaces. An error when resuming would misuse
+    it (a plain run on a fine-tuning state, a state past --steps) or starting afresh would lose an unfinished run."""
+    if state is None:
+        return None
+    folder, config = Path(out) / STATE_DIR, json.loads(json.dumps(config))
+    if state.get("init_from") == init_from and (init_from is None or state.get("config") == config):
+        if state["step"] > config["steps"]:
+            raise ValueError(f"{folder} is at step {state['step']}, past this run's {config['steps']} steps")
         return state
     if init_from is None:
-        raise ValueError(f"{Path(out) / STATE_DIR} continues a run started from {state['init_from']}: "
+        raise ValueError(f"{folder} continues a run started from {state['init_from']}: "
                          f"pass --init-from {state['init_from']} to resume it")
-    print(f"{Path(out) / STATE_DIR} (step {state['step']}) is another run's: starting afresh from {init_from}")
+    planned = state.get("config", {}).get("steps", state["step"])  # states before 2026-12 recorded no config
+    if state["step"] < planned:
+        raise ValueError(f"{folder} holds an unfinished run with another config (step {state['step']} of "
+                         f"{planned}): rerun its command to finish it, or delete {folder} to discard it")
+    print(f"{folder} (step {state['step']}) is another run's: starting afresh from {init_from}")
     return None

@@ -106,6 +106,25 @@ def test_init_from_resumes_its_own_state_and_replaces_the_parents(tmp_path):
         train(wide, tmp_path / "d", "third", init_from=str(parent))
 
 
+def test_a_second_fine_tuning_into_the_same_folder_is_a_new_run_not_the_first_resumed(tmp_path):
+    config, _ = tiny_config(tmp_path)
+    c = tmp_path / "c"
+    train(config, c, "first")
+    train(replace(config, steps=30), c, "second", init_from=str(c))  # leaves its finished state in c/
+    third = replace(config, steps=20, seed=1)
+    elsewhere = weights(train(third, tmp_path / "e", "third", init_from=str(c)))
+    in_place = train(third, c, "third", init_from=str(c))
+    for k, v in weights(in_place).items():
+        assert torch.equal(elsewhere[k], v), k
+    assert "```bash\nfirst\nsecond\nthird\n```" in (in_place / "README.md").read_text()
+    train(replace(third, seed=2), c, "fourth", max_steps=10, init_from=str(c))
+    with pytest.raises(ValueError, match="unfinished run"):  # starting afresh would throw away its 10 steps
+        train(replace(third, seed=3), c, "fifth", init_from=str(c))
+    train(config, tmp_path / "p", "plain", max_steps=30)
+    with pytest.raises(ValueError, match="past this run"):  # a plain run resumes with changed flags, not these
+        train(replace(config, steps=20), tmp_path / "p", "plain")
+
+
 def test_train_command_reports_a_missing_init_checkpoint(tmp_path, capsys):
     from diffusion_core.train import main
 
