@@ -90,6 +90,7 @@ class Run:
 def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
     checkpoint `init_from` if given; prepare with Accelerate."""
+    data = load_dataset(config.dataset)  # first: a dataset not fetched yet fails before anything starts
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
@@ -97,7 +98,6 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum,
                       cpu=default_device().type == "cpu")
     set_seed(config.seed)
-    data = load_dataset(config.dataset)
     model = build_model(config.model)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -170,7 +170,11 @@ def finish(run: Run, config: TrainConfig, out: Path, command: str, seconds: floa
 def train(config: TrainConfig, out: Path, command: str, max_steps: int | None = None,
           init_from: str | None = None) -> Path:
     """Run (or resume) training, from scratch or from checkpoint `init_from`'s weights; return the folder."""
-    run = setup(config, out, init_from)
+    return fit(setup(config, out, init_from), config, out, command, max_steps)
+
+
+def fit(run: Run, config: TrainConfig, out: Path, command: str, max_steps: int | None = None) -> Path:
+    """The training loop of a set-up run, up to `max_steps` (all of them when None); then the checkpoint."""
     acc, total = run.acc, config.steps if max_steps is None else min(config.steps, max_steps)
     per_step = config.batch_size * config.grad_accum * acc.num_processes
     bar = tqdm(range(run.start, total), initial=run.start, total=total, disable=not acc.is_main_process,
@@ -225,11 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     command = command_line("diffusion_core.train", argv or sys.argv[1:])
-    try:
-        train(config_from_args(args), args.out, command, args.stop_after, args.init_from)
-    except (CheckpointError, ValueError) as e:  # a bad --config, a missing or mismatched --init-from, a foreign state
+    try:  # only what a user can get wrong: a bad --config, a missing or mismatched --init-from, a foreign state,
+        config = config_from_args(args)  # a dataset not fetched yet
+        run = setup(config, args.out, args.init_from)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    fit(run, config, args.out, command, args.stop_after)
     return 0
 
 

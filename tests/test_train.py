@@ -125,13 +125,18 @@ def test_a_second_fine_tuning_into_the_same_folder_is_a_new_run_not_the_first_re
         train(replace(config, steps=20), tmp_path / "p", "plain")
 
 
-def test_train_command_reports_a_missing_init_checkpoint(tmp_path, capsys):
+def test_train_command_reports_a_missing_init_checkpoint_or_dataset(tmp_path, capsys, monkeypatch):
     from diffusion_core.train import main
 
     _, path = tiny_config(tmp_path)
     args = ["--dataset", "spiral", "--config", str(path), "--out", str(tmp_path / "x")]
     assert main([*args, "--init-from", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err and not (tmp_path / "x" / "model.safetensors").exists()
+    monkeypatch.setenv("DIFFUSION_CORE_CACHE", str(tmp_path / "empty"))
+    assert main(["--dataset", "digits", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "python -m diffusion_core.data fetch digits" in err
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
