@@ -103,7 +103,7 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
     start, elapsed, loss, parent = 0, 0.0, None, None
-    state = check_resumable(load_train_state(out), out, init_from, config.to_dict())
+    state = check_resumable(load_train_state(out), out, init_from, config.to_dict(), acc.print)
     if state is None and init_from is not None:
         weights, parent = load_init(init_from, model_config_to_dict(config.model))
         model.load_state_dict(weights)

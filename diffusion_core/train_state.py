@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -73,7 +74,8 @@ def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Ten
     return ckpt.state_dict, ckpt.config.get("training", {})
 
 
-def check_resumable(state: dict | None, out: Path, init_from: str | None, config: dict) -> dict | None:
+def check_resumable(state: dict | None, out: Path, init_from: str | None, config: dict,
+                    say: Callable[[str], None] = print) -> dict | None:
     """`state` when it is this run's to resume: the same --init-from and, for a fine-tuning run, the same training
     config (fine-tuning a checkpoint into its own folder a second time is a new run, not the first one resumed).
     None when it is a finished run's state that this --init-from run replaces. An error when resuming would misuse
@@ -92,5 +94,5 @@ def check_resumable(state: dict | None, out: Path, init_from: str | None, config
     if state["step"] < planned:
         raise ValueError(f"{folder} holds an unfinished run with another config (step {state['step']} of "
                          f"{planned}): rerun its command to finish it, or delete {folder} to discard it")
-    print(f"{folder} (step {state['step']}) is another run's: starting afresh from {init_from}")
+    say(f"{folder} (step {state['step']}) is another run's: starting afresh from {init_from}")
     return None
