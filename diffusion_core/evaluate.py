@@ -31,6 +31,8 @@ SUITES = {  # the settings each model card reports: name -> sampling kwargs
                "dpm++-20": dict(sampler="dpm++", steps=20)},
     "digits": {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
                "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=(-1, 999)),
+               # EDM2's sigma interval (0.28, 5.42] on the cosine schedule, fixed in advance (README)
+               "ddim-20 g=2 EDM2 interval": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=(166, 881)),
                "ddim-20 g=0": dict(sampler="ddim", steps=20, guidance=0.0),
                "dpm++-10 g=2": dict(sampler="dpm++", steps=10, guidance=2.0)},
     "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
