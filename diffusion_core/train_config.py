@@ -80,8 +80,8 @@ PRESETS = {
                                            num_res_blocks=1, num_classes=10),
         # v-prediction + Min-SNR-5: clean digits by step 1,000 where the eps model still drew speckled ones
         diffusion=DiffusionConfig(prediction="v", snr_gamma=5.0),
-        # guidance only at t <= 600 (guidance.py; chosen by FLD, README): DDIM-20 g=2 FLD 13.4 every step, 4.5 on
-        # EDM2's sigma interval (0.28, 5.42] = (166, 881], 1.8 on t <= 600 (2,000 samples each)
+        # guidance only at t <= 600 (guidance.py; chosen by FLD, README): DDIM-20 g=2 FLD 13.8 every step, 4.8 on
+        # EDM2's sigma interval (0.28, 5.42] = (166, 881], 2.1 on t <= 600 (2,000 samples each, shipped checkpoint)
         sampling=SamplingDefaults(sampler="ddim", steps=20, guidance=2.0, guidance_interval=(-1, 600)),
         # bf16 autocast: 2x the images/s of fp32 on CPUs with AMX / AVX512-BF16 (benchmarks/train_throughput.py)
         steps=7_500, batch_size=128, lr=1e-3, warmup_steps=300, lr_decay="cosine", ema_decay=0.999, label_dropout=0.2,
