@@ -13,6 +13,7 @@ import argparse
 import copy
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -87,6 +88,16 @@ class Run:
     parent: dict | None = None  # that checkpoint's training record
 
 
+def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
+    """A fresh run's sample grids replace the last run's (a parent's stay in git history): samples/ never mixes
+    two runs' step_NNNNNN.png."""
+    old = sorted((Path(out) / "samples").glob("step_*.png"))
+    for f in old:
+        f.unlink()
+    if old:
+        say(f"removed {len(old)} sample grids of the previous run from {Path(out) / 'samples'}")
+
+
 def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
     checkpoint `init_from` if given; prepare with Accelerate."""
@@ -104,6 +115,8 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
     start, elapsed, loss, parent = 0, 0.0, None, None
     state = check_resumable(load_train_state(out), out, init_from, config.to_dict(), acc.print)
+    if state is None and acc.is_main_process:
+        clear_step_grids(out, acc.print)
     if state is None and init_from is not None:
         weights, parent = load_init(init_from, model_config_to_dict(config.model))
         model.load_state_dict(weights)

@@ -57,6 +57,7 @@ def test_same_seed_same_weights_and_resume_equals_straight_run(tmp_path, lr_deca
     again = weights(train(config, tmp_path / "b", "test"))
     train(config, tmp_path / "c", "test", max_steps=20)  # stop at step 20, then resume to 40
     resumed = weights(train(config, tmp_path / "c", "test"))
+    assert sorted(f.name for f in (tmp_path / "c" / "samples").iterdir()) == ["step_000020.png", "step_000040.png"]
     for k in straight:
         assert torch.equal(straight[k], again[k]), k
         assert torch.equal(straight[k], resumed[k]), k
@@ -117,6 +118,7 @@ def test_a_second_fine_tuning_into_the_same_folder_is_a_new_run_not_the_first_re
     for k, v in weights(in_place).items():
         assert torch.equal(elsewhere[k], v), k
     assert "```bash\nfirst\nsecond\nthird\n```" in (in_place / "README.md").read_text()
+    assert [f.name for f in (in_place / "samples").iterdir()] == ["step_000020.png"]  # not the earlier runs' grids
     train(replace(third, seed=2), c, "fourth", max_steps=10, init_from=str(c))
     with pytest.raises(ValueError, match="unfinished run"):  # starting afresh would throw away its 10 steps
         train(replace(third, seed=3), c, "fifth", init_from=str(c))
