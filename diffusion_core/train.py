@@ -115,13 +115,14 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
     start, elapsed, loss, parent = 0, 0.0, None, None
     state = check_resumable(load_train_state(out), out, init_from, config.to_dict(), acc.print)
-    if state is None and acc.is_main_process:
-        clear_step_grids(out, acc.print)
-    if state is None and init_from is not None:
-        weights, parent = load_init(init_from, model_config_to_dict(config.model))
-        model.load_state_dict(weights)
-        ema.load_state_dict(weights)
-    if state is not None:
+    if state is None:  # a fresh run: from scratch, or from checkpoint init_from's weights
+        if init_from is not None:
+            weights, parent = load_init(init_from, model_config_to_dict(config.model))
+            model.load_state_dict(weights)
+            ema.load_state_dict(weights)
+        if acc.is_main_process:  # after load_init: a bad --init-from leaves the folder as it was
+            clear_step_grids(out, acc.print)
+    else:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
