@@ -18,6 +18,7 @@ from diffusion_core import playground as pg
 from diffusion_core import viz
 from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
+from diffusion_core.guidance import describe_interval
 from diffusion_core.schedules import make_schedule
 from diffusion_core.sprites import COLOUR_CLASSES
 
@@ -78,8 +79,7 @@ def model_info(tab: str) -> tuple:
     info = (f"**Model:** {source} · {pipe.info.diffusion.schedule} noise schedule, T = {T} · "
             f"predicts {pipe.info.diffusion.prediction}")
     if d.guidance_interval:  # guidance.py: guided only there, the label alone elsewhere
-        lo, hi = d.guidance_interval
-        info += f" · g > 1 applied at {'' if lo < 0 else f'{lo} < '}t ≤ {hi} only"
+        info += f" · g > 1 applied at {describe_interval(d.guidance_interval)} only"
     return (info, d.sampler, gr.update(value=d.steps, maximum=T), d.eta, d.guidance)[:n + 1]
 
 

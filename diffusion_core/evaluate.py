@@ -20,23 +20,27 @@ import numpy as np
 
 from .card import command_line, hardware_description, render_card
 from .data import load_dataset, to_uint8
+from .guidance import EDM2_SIGMA, interval_from_sigma
 from .metrics import fld_report, nearest_neighbour_distances, spiral_coverage_ks, spiral_distance, train_self_nn_distances
 from .pipeline import Pipeline
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
 from .sprites import colour_classes
 
-SUITES = {  # the settings each model card reports: name -> sampling kwargs
-    "spiral": {"ddpm-1000": dict(sampler="ddpm"), "ddim-50": dict(sampler="ddim", steps=50),
-               "dpm++-20": dict(sampler="dpm++", steps=20)},
-    "digits": {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
-               "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=(-1, 999)),
-               # EDM2's sigma interval (0.28, 5.42] on the cosine schedule, fixed in advance (README)
-               "ddim-20 g=2 EDM2 interval": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=(166, 881)),
-               "ddim-20 g=0": dict(sampler="ddim", steps=20, guidance=0.0),
-               "dpm++-10 g=2": dict(sampler="dpm++", steps=10, guidance=2.0)},
-    "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
-}
+def suite(pipe: Pipeline) -> dict[str, dict]:
+    """The settings pipe's model card reports: name -> sampling kwargs. The digits guidance intervals (every step,
+    and EDM2's sigma interval fixed in advance, README) follow the checkpoint's own schedule."""
+    every, edm2 = (-1, pipe.schedule.T - 1), interval_from_sigma(pipe.schedule, *EDM2_SIGMA)
+    return {
+        "spiral": {"ddpm-1000": dict(sampler="ddpm"), "ddim-50": dict(sampler="ddim", steps=50),
+                   "dpm++-20": dict(sampler="dpm++", steps=20)},
+        "digits": {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
+                   "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=every),
+                   "ddim-20 g=2 EDM2 interval": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=edm2),
+                   "ddim-20 g=0": dict(sampler="ddim", steps=20, guidance=0.0),
+                   "dpm++-10 g=2": dict(sampler="dpm++", steps=10, guidance=2.0)},
+        "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
+    }[pipe.info.dataset]
 
 
 def evaluate_spiral(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     pipe = Pipeline.load(args.checkpoint)
     if args.suite:
-        metrics = {name: evaluate(pipe, args.num, args.seed, **kw) for name, kw in SUITES[pipe.info.dataset].items()}
+        metrics = {name: evaluate(pipe, args.num, args.seed, **kw) for name, kw in suite(pipe).items()}
         if args.write_card:
             command = command_line("diffusion_core.evaluate", argv or sys.argv[1:])
             write_card(Path(args.checkpoint), metrics, command, pipe)

@@ -11,7 +11,7 @@ distribution quality in diffusion models"): with `interval=(t_lo, t_hi)` and g >
 only at steps with t_lo < t <= t_hi, and the conditional prediction alone (g = 1, one forward pass) elsewhere;
 g <= 1 (towards the unconditional model, g = 0 ignoring the label) stays the same at every step. Guidance at
 the highest noise levels is what costs diversity; EDM2's sigma interval (0.28, 5.42] is t in (166, 881] on the
-cosine schedule (`interval_from_sigma`); (-1, T - 1] guides every step.
+cosine schedule (`interval_from_sigma(schedule, *EDM2_SIGMA)`); (-1, T - 1] guides every step.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from .samplers import EpsFn
+
+EDM2_SIGMA = (0.28, 5.42)  # Kynkäänniemi et al. 2024's guidance interval for EDM2-S, in Karras et al.'s sigma
 
 
 def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_label: int | None,
@@ -53,6 +55,12 @@ def check_interval(interval: tuple[int, int]) -> tuple[int, int]:
     if not -1 <= t_lo < t_hi:
         raise ValueError(f"guidance interval (t_lo, t_hi] needs -1 <= t_lo < t_hi, got {tuple(interval)}")
     return t_lo, t_hi
+
+
+def describe_interval(interval: tuple[int, int]) -> str:
+    """The steps an interval guides, as a person reads it: "t ≤ 600", "166 < t ≤ 881"."""
+    t_lo, t_hi = check_interval(interval)
+    return f"{'' if t_lo < 0 else f'{t_lo} < '}t ≤ {t_hi}"
 
 
 def interval_from_sigma(schedule, sigma_lo: float, sigma_hi: float) -> tuple[int, int]:

@@ -90,7 +90,10 @@ def check_resumable(state: dict | None, out: Path, init_from: str | None, config
     if init_from is None:
         raise ValueError(f"{folder} continues a run started from {state['init_from']}: "
                          f"pass --init-from {state['init_from']} to resume it")
-    planned = state.get("config", {}).get("steps", state["step"])  # states before 2026-12 recorded no config
+    if "config" not in state:  # written before states recorded their config: finished or not is unknown
+        raise ValueError(f"{folder} holds a run (step {state['step']}) whose config was not recorded: rerun its "
+                         f"command to resume it, or delete {folder} to start afresh")
+    planned = state["config"]["steps"]
     if state["step"] < planned:
         raise ValueError(f"{folder} holds an unfinished run with another config (step {state['step']} of "
                          f"{planned}): rerun its command to finish it, or delete {folder} to discard it")

@@ -18,6 +18,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
+from diffusion_core.guidance import describe_interval
+
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ("spiral", "digits", "pokemon")
 
@@ -95,8 +97,7 @@ def test_every_tab_says_which_model_it_uses(client):
         shipped = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())
         assert f"predicts {shipped['diffusion'].get('prediction', 'eps')}" in info
         interval = shipped["sampling"].get("guidance_interval")
-        lower = "" if interval is None or interval[0] < 0 else f"{interval[0]} < "
-        said = f"g > 1 applied at {lower}t ≤ {interval[1]} only" if interval else "g > 1 applied at"
+        said = f"g > 1 applied at {describe_interval(interval)} only" if interval else "g > 1 applied at"
         assert (said in info) == bool(interval)
 
 

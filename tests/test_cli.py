@@ -100,3 +100,21 @@ def test_evaluate_write_card_records_metrics_command_and_a_reproducible_picture(
     again = tmp_path / "again.png"
     assert sample_main(shlex.split(sample_command)[3:-1] + [str(again)]) == 0
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(folder / "samples.png")))
+
+
+@pytest.mark.parametrize("T", [1000, 200])
+def test_digits_suite_intervals_follow_the_checkpoints_schedule(tmp_path, T):
+    """'every step' is (-1, T - 1] and 'EDM2 interval' the steps with sigma in EDM2's (0.28, 5.42], for any T."""
+    from diffusion_core.evaluate import suite
+    from diffusion_core.pipeline import Pipeline
+
+    config = UNetConfig(in_channels=1, image_size=8, base_channels=8, channel_mults=(1,), groups=4, num_classes=10)
+    info = ModelInfo("digits", (1, 8, 8), tuple("0123456789"), DiffusionConfig(T=T), SamplingDefaults("ddim", 5))
+    save_checkpoint(tmp_path, build_model(config).state_dict(), checkpoint_config(config, info))
+    pipe = Pipeline.load(str(tmp_path))
+    settings = suite(pipe)
+    assert settings["ddim-20 g=2 every step"]["guidance_interval"] == (-1, T - 1)
+    t_lo, t_hi = settings["ddim-20 g=2 EDM2 interval"]["guidance_interval"]
+    sigma = (1 / pipe.schedule.snr()).sqrt()
+    assert sigma[t_lo] <= 0.28 < sigma[t_lo + 1] and sigma[t_hi] <= 5.42 < sigma[t_hi + 1]
+    assert (T != 1000) or (t_lo, t_hi) == (166, 881)  # the interval the shipped digits card reports

@@ -4,7 +4,7 @@ import torch
 
 from diffusion_core import guided_eps_fn
 from diffusion_core.diffusion import DiffusionConfig
-from diffusion_core.guidance import interval_from_sigma
+from diffusion_core.guidance import EDM2_SIGMA, describe_interval, interval_from_sigma
 
 NULL = 10
 
@@ -73,7 +73,8 @@ def test_interval_guides_inside_and_follows_the_label_outside(t, guided):
 
 def test_interval_from_sigma_brackets_exactly_the_steps_in_the_sigma_range():
     schedule = DiffusionConfig(schedule="cosine").make_schedule()
-    t_lo, t_hi = interval_from_sigma(schedule, 0.28, 5.42)
+    assert EDM2_SIGMA == (0.28, 5.42)
+    t_lo, t_hi = interval_from_sigma(schedule, *EDM2_SIGMA)
     sigma = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt()
     assert sigma[t_lo] <= 0.28 < sigma[t_lo + 1] and sigma[t_hi] <= 5.42 < sigma[t_hi + 1]
     assert (t_lo, t_hi) == (166, 881)  # the EDM2 interval on our cosine schedule, quoted in guidance.py
@@ -89,3 +90,10 @@ def test_interval_leaves_g_up_to_1_alone():
 def test_bad_interval_rejected(bad):
     with pytest.raises(ValueError):
         guided_eps_fn(CountingModel(), LABELS, 2.0, NULL, interval=bad)
+    with pytest.raises(ValueError):
+        describe_interval(bad)
+
+
+def test_interval_described_as_the_steps_it_guides():
+    assert describe_interval((-1, 600)) == "t ≤ 600"
+    assert describe_interval([166, 881]) == "166 < t ≤ 881"  # JSON gives a list
