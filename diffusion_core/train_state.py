@@ -79,7 +79,8 @@ def check_resumable(state: dict | None, out: Path, init_from: str | None, config
     """`state` when it is this run's to resume: the same --init-from and, for a fine-tuning run, the same training
     config (fine-tuning a checkpoint into its own folder a second time is a new run, not the first one resumed).
     None when it is a finished run's state that this --init-from run replaces. An error when resuming would misuse
-    it (a plain run on a fine-tuning state, a state past --steps) or starting afresh would lose an unfinished run."""
+    it (a plain run on a fine-tuning state, a state past --steps) or starting afresh would, or might, lose an
+    unfinished run (a state too old to record its config)."""
     if state is None:
         return None
     folder, config = Path(out) / STATE_DIR, json.loads(json.dumps(config))
@@ -91,8 +92,8 @@ def check_resumable(state: dict | None, out: Path, init_from: str | None, config
         raise ValueError(f"{folder} continues a run started from {state['init_from']}: "
                          f"pass --init-from {state['init_from']} to resume it")
     if "config" not in state:  # written before states recorded their config: finished or not is unknown
-        raise ValueError(f"{folder} holds a run (step {state['step']}) whose config was not recorded: rerun its "
-                         f"command to resume it, or delete {folder} to start afresh")
+        raise ValueError(f"{folder} holds a run (step {state['step']}) from before train states recorded their "
+                         f"config, so it cannot be told finished or resumed safely: delete {folder} to start afresh")
     planned = state["config"]["steps"]
     if state["step"] < planned:
         raise ValueError(f"{folder} holds an unfinished run with another config (step {state['step']} of "

@@ -124,7 +124,7 @@ def test_a_second_fine_tuning_into_the_same_folder_is_a_new_run_not_the_first_re
         train(replace(third, seed=3), c, "fifth", init_from=str(c))
     state = c / "train_state" / "state.json"
     state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "config"}))
-    with pytest.raises(ValueError, match="not recorded"):  # an older state: finished or not is unknown
+    with pytest.raises(ValueError, match="before train states recorded"):  # an older state: finished or not is unknown
         train(replace(third, seed=3), c, "fifth", init_from=str(c))
     train(config, tmp_path / "p", "plain", max_steps=30)
     with pytest.raises(ValueError, match="past this run"):  # a plain run resumes with changed flags, not these
