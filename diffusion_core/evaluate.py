@@ -25,7 +25,7 @@ from .metrics import fld_report, nearest_neighbour_distances, spiral_coverage_ks
 from .pipeline import Pipeline
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
-from .sprites import colour_classes
+from .sprites import colour_classes, smooth_neighbours
 
 def suite(pipe: Pipeline) -> dict[str, dict]:
     """The settings pipe's model card reports: name -> sampling kwargs. The digits guidance intervals (every step,
@@ -58,17 +58,20 @@ def evaluate_digits(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
 
 
 def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
-    """Colour-class accuracy of guided sprites and their distances to the nearest training sprite."""
+    """Colour-class accuracy of guided sprites, their colour coherence beside the sprites' own (`smooth_neighbours`),
+    and their distances to the nearest training sprite."""
     x, labels = generate(pipe, num, "all", seed, batch=250, **kw)
     predicted = colour_classes(to_uint8(x))
     train = load_dataset("pokemon").x
+    smooth = {"smooth_neighbours_median": float(np.median(smooth_neighbours(to_uint8(x)))),
+              "train_smooth_neighbours_median": float(np.median(smooth_neighbours(to_uint8(train))))}
     nn_samples = nearest_neighbour_distances(x, train, hflip=True)
     nn_train = train_self_nn_distances(train, hflip=True)
     threshold = float(np.percentile(nn_train, 1))
     return {"colour_accuracy": float((predicted == labels.numpy()).mean()), "n": num,
             "nn_distance_min": float(nn_samples.min()), "nn_distance_median": float(np.median(nn_samples)),
             "train_nn_distance_median": float(np.median(nn_train)), "train_nn_distance_p1": threshold,
-            "near_copies": int((nn_samples < threshold).sum())}
+            "near_copies": int((nn_samples < threshold).sum())} | smooth
 
 
 EVALUATORS = {"spiral": evaluate_spiral, "digits": evaluate_digits, "pokemon": evaluate_pokemon}

@@ -17,7 +17,8 @@ from diffusion_core.data import (
     build_digits, cache_dir, extract_package, from_uint8, install_from_tarball, load_dataset,
     make_spiral, random_hflip, to_uint8,
 )
-from diffusion_core.sprites import COLOUR_CLASSES, SIZE, colour_class, colour_classes, foreground
+from diffusion_core.sprites import (COLOUR_CLASSES, SIZE, colour_class, colour_classes, foreground,
+                                    smooth_neighbours)
 
 
 def make_tarball(root: Path, tarball: Path) -> Path:
@@ -205,6 +206,21 @@ def test_colour_class_vote_and_validation() -> None:
         colour_classes(img.astype(np.float32)[None])
 
 
+def test_smooth_neighbours_counts_foreground_pairs_of_nearly_one_colour() -> None:
+    flat = np.full((48, 48, 3), 255, np.uint8)
+    flat[10:20, 10:20] = (40, 180, 60)  # 10 x 10 pixels: 90 vertical + 90 horizontal pairs, all one colour
+    ramp, steep = flat.copy(), flat.copy()
+    ramp[10:20, 10:20, 0] = 40 + 15 * np.arange(10)  # 15 per pixel left to right: under the step of 16
+    steep[10:20, 10:20, 0] = 40 + 16 * np.arange(10)  # 16 per pixel: the horizontal pairs break, vertical ones hold
+    speckle = flat.copy()
+    speckle[10:20, 10:20] = np.where((np.add.outer(np.arange(10), np.arange(10)) % 2)[..., None], 0, 200)
+    empty = np.full((48, 48, 3), 255, np.uint8)
+    got = smooth_neighbours(np.stack([flat, ramp, steep, speckle, empty]))
+    np.testing.assert_allclose(got, [1.0, 1.0, 0.5, 0.0, 0.0])
+    with pytest.raises(ValueError):
+        smooth_neighbours(flat)  # one image, not a batch
+
+
 @pytest.mark.skipif(not (cache_dir() / "pokemon.npz").exists(), reason="no cached Pokémon (fetch pokemon)")
 def test_cached_pokemon() -> None:
     ds = load_dataset("pokemon")
@@ -213,6 +229,8 @@ def test_cached_pokemon() -> None:
     assert (counts > 50).all()  # every colour class is used
     white_corner = (ds.x[:, :, 0, 0] == 1).all(1).double().mean().item()
     assert white_corner > 0.97  # white background (a few oversized sprites reach the corner)
+    smooth = smooth_neighbours(to_uint8(ds.x))
+    assert 0.35 < np.median(smooth) < 0.42 and np.percentile(smooth, 1) > 0.2  # as quoted in smooth_neighbours
 
 
 @pytest.mark.skipif(not (cache_dir() / "digits.npz").exists(), reason="no cached digits (fetch digits)")
