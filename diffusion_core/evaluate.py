@@ -27,6 +27,7 @@ from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
 from .sprites import colour_classes, smooth_neighbours
 
+
 def suite(pipe: Pipeline) -> dict[str, dict]:
     """The settings pipe's model card reports: name -> sampling kwargs. The digits guidance intervals (every step,
     and EDM2's sigma interval fixed in advance, README) follow the checkpoint's own schedule."""

@@ -160,9 +160,9 @@ def smooth_neighbours(images: np.ndarray, step: int = SMOOTH_STEP) -> np.ndarray
     """Colour coherence of uint8 RGB images [N, H, W, 3] on white: per image, the share of 4-neighbour pixel pairs
     inside the foreground whose colours differ by less than `step` (of 255) in every channel.
 
-    The sprites draw regions in flat or gently shaded colour between their lines (median 0.38 over the 2,705, 1st percentile 0.25); a
-    figure speckled inside, each pixel a slightly different colour, scores near 0. An image without a
-    foreground pair scores 0."""
+    The sprites draw regions in flat or gently shaded colour between their lines (over the 2,705: median 0.38,
+    1st percentile 0.25); a figure speckled inside, each pixel a slightly different colour, scores near 0. An image
+    without a foreground pair scores 0."""
     images = _check_images(images)
     rgb, mask = images.astype(np.int16), foreground(images)
     smooth = pairs = 0
