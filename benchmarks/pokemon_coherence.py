@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 
-from diffusion_core.data import load_dataset, to_uint8
+from diffusion_core.data import Dataset, load_dataset
 from diffusion_core.diffusion import q_sample, x0_and_eps
+from diffusion_core.evaluate import coherence
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.sprites import smooth_neighbours
 
 PROBE_TS = (100, 300, 600)
 SETTINGS = {"ddim-50 eta 1 g=3 (default)": {}, "ddim-50 eta 0": dict(eta=0.0), "ddim-100": dict(steps=100),
@@ -27,15 +26,10 @@ SETTINGS = {"ddim-50 eta 1 g=3 (default)": {}, "ddim-50 eta 0": dict(eta=0.0), "
             "g=3 on t <= 600": dict(guidance_interval=(-1, 600))}
 
 
-def coherence(x: torch.Tensor) -> float:
-    """Median colour coherence of images in [-1, 1]."""
-    return float(np.median(smooth_neighbours(to_uint8(x.clamp(-1, 1)))))
-
-
 @torch.inference_mode()
-def x0_pred_coherence(pipe: Pipeline, num: int, t: int) -> float:
+def x0_pred_coherence(pipe: Pipeline, data: Dataset, num: int, t: int) -> float:
     """Coherence of x0_pred for `num` random sprites noised to step t (their own colour labels, seed 0)."""
-    data, g = load_dataset("pokemon"), torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(data.x), generator=g)[:num]
     x0, labels = data.x[idx].to(pipe.device), data.labels[idx].to(pipe.device)
     eps = torch.randn(x0.shape, generator=g).to(pipe.device)
@@ -53,8 +47,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe = Pipeline.load(args.checkpoint)
-    out = {"sprites": coherence(load_dataset("pokemon").x)}
-    out |= {f"x0_pred at t={t} on real sprites": x0_pred_coherence(pipe, args.num, t) for t in PROBE_TS}
+    data = load_dataset("pokemon")
+    out = {"sprites": coherence(data.x)}
+    out |= {f"x0_pred at t={t} on real sprites": x0_pred_coherence(pipe, data, args.num, t) for t in PROBE_TS}
     for name, kw in SETTINGS.items():
         out[f"samples, {name}"] = coherence(pipe.generate(args.num, seed=0, label="all", **kw)[0])
     print(json.dumps({"checkpoint": args.checkpoint, "num": args.num, "median_coherence": out}, indent=2))

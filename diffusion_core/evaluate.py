@@ -28,20 +28,29 @@ from .sample import parse_args as parse_sample_args
 from .sprites import colour_classes, smooth_neighbours
 
 
+SUITES = {  # the settings each model card reports: name -> sampling kwargs (digits: see `suite`)
+    "spiral": {"ddpm-1000": dict(sampler="ddpm"), "ddim-50": dict(sampler="ddim", steps=50),
+               "dpm++-20": dict(sampler="dpm++", steps=20)},
+    "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
+}
+
+
 def suite(pipe: Pipeline) -> dict[str, dict]:
     """The settings pipe's model card reports: name -> sampling kwargs. The digits guidance intervals (every step,
     and EDM2's sigma interval fixed in advance, README) follow the checkpoint's own schedule."""
+    if pipe.info.dataset != "digits":
+        return SUITES[pipe.info.dataset]
     every, edm2 = (-1, pipe.schedule.T - 1), interval_from_sigma(pipe.schedule, *EDM2_SIGMA)
-    return {
-        "spiral": {"ddpm-1000": dict(sampler="ddpm"), "ddim-50": dict(sampler="ddim", steps=50),
-                   "dpm++-20": dict(sampler="dpm++", steps=20)},
-        "digits": {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
-                   "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=every),
-                   "ddim-20 g=2 EDM2 interval": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=edm2),
-                   "ddim-20 g=0": dict(sampler="ddim", steps=20, guidance=0.0),
-                   "dpm++-10 g=2": dict(sampler="dpm++", steps=10, guidance=2.0)},
-        "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
-    }[pipe.info.dataset]
+    return {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
+            "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=every),
+            "ddim-20 g=2 EDM2 interval": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=edm2),
+            "ddim-20 g=0": dict(sampler="ddim", steps=20, guidance=0.0),
+            "dpm++-10 g=2": dict(sampler="dpm++", steps=10, guidance=2.0)}
+
+
+def coherence(x) -> float:
+    """Median colour coherence (`sprites.smooth_neighbours`) of images [N, C, H, W] in [-1, 1]."""
+    return float(np.median(smooth_neighbours(to_uint8(x))))
 
 
 def evaluate_spiral(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
@@ -64,8 +73,7 @@ def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     x, labels = generate(pipe, num, "all", seed, batch=250, **kw)
     predicted = colour_classes(to_uint8(x))
     train = load_dataset("pokemon").x
-    smooth = {"smooth_neighbours_median": float(np.median(smooth_neighbours(to_uint8(x)))),
-              "train_smooth_neighbours_median": float(np.median(smooth_neighbours(to_uint8(train))))}
+    smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train)}
     nn_samples = nearest_neighbour_distances(x, train, hflip=True)
     nn_train = train_self_nn_distances(train, hflip=True)
     threshold = float(np.percentile(nn_train, 1))
