@@ -83,7 +83,7 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
         f"- model: {json.dumps(model)}",
         f"- default sampling: {json.dumps(config.get('sampling', {}))}", "",
         "## Training", "", *_training_lines(tr),
-        "- weights: exponential moving average, safetensors", "",
+        f"- weights: exponential moving average, {tr.get('weights_dtype', 'float32')} safetensors", "",
         "## Metrics", "",
     ]
     ev = config.get("evaluation", {})

@@ -37,6 +37,29 @@ def test_loss_falls_and_checkpoint_is_written(tmp_path):
     assert ckpt.config["model"] == {"type": "mlp", **MLPConfig(hidden=32, num_layers=2, time_dim=16).__dict__}
     assert "```bash\ntest\n```" in (out / "README.md").read_text()  # the card records the exact command
     assert (out / "samples" / "step_000150.png").exists()
+    assert {v.dtype for v in ckpt.state_dict.values()} == {torch.float16}  # the shipped weights: half the file
+    assert "exponential moving average, float16 safetensors" in (out / "README.md").read_text()
+
+
+def test_float16_weights_give_the_float32_models_outputs():
+    from diffusion_core.models import UNetConfig, build_model
+    from diffusion_core.train import shipped_weights
+
+    torch.manual_seed(0)
+    model = build_model(UNetConfig(in_channels=3, image_size=16, base_channels=16, channel_mults=(1, 2),
+                                   num_classes=3, patch_size=2))
+    with torch.no_grad():  # random output layer: the freshly built UNet's is zero, which would hide any error
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    loaded = build_model(model.config)
+    loaded.load_state_dict(shipped_weights(model))
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x, t, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        want, got = model(x, t, y), loaded(x, t, y)
+    assert want.abs().mean() > 0.1
+    assert (got - want).abs().max() < 1e-2 * want.abs().max()
+    assert not torch.equal(got, want)  # float16 did round: the test sees the stored precision
 
 
 def test_learning_rate_warms_up_then_stays_or_follows_a_half_cosine_to_zero(tmp_path):
