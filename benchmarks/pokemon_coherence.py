@@ -45,7 +45,7 @@ def x0_pred_probe(pipe: Pipeline, data: Dataset, num: int, t: int) -> dict:
     mask = torch.from_numpy(foreground(to_uint8(x0))).to(x0.device)  # [N, H, W]: the sprites' own pixels
     error = (x0_pred.clamp(-1, 1) - x0).movedim(1, -1)[mask]
     return {"coherence": coherence(x0_pred), "rms_error": float(error.pow(2).mean().sqrt()) * UNITS,
-            "noise_std": float((1 - pipe.schedule.alpha_bar[t]).sqrt()) * UNITS}
+            "noise_std": float(pipe.schedule.sqrt_one_minus_alpha_bar[t]) * UNITS}
 
 
 def main() -> None:
