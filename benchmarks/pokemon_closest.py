@@ -18,13 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core.data import load_dataset, to_uint8
+from diffusion_core.data import UINT8_SCALE, load_dataset, to_uint8
+from diffusion_core.evaluate import EVAL_SEED, pokemon_samples, suite
 from diffusion_core.metrics import nearest_neighbours
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.sample import generate
 from diffusion_core.viz import image_grid
-
-EVAL_SEED = 1234  # evaluate.main's default seed: the same samples as the card's metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,13 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = Pipeline.load(args.checkpoint)
-    x, _ = generate(pipe, args.num, "all", EVAL_SEED, batch=250)
+    card_settings = suite(pipe)["ddim-50 default guidance"]
+    x, _ = pokemon_samples(pipe, args.num, EVAL_SEED, **card_settings)  # the samples the card's metrics measured
     data = load_dataset("pokemon")
     dist, index = nearest_neighbours(x, data.x, hflip=True)
     order = np.argsort(dist)[:args.show]
     values = x[order].numel() // len(order)
     rows = [{"sample": int(i), "distance": round(float(dist[i]), 3),
-             "rms_per_255": round(float(dist[i]) / np.sqrt(values) * 127.5, 2),
+             "rms_per_255": round(float(dist[i]) / np.sqrt(values) * UINT8_SCALE, 2),
              "nearest_sprite": data.item_names[index[i]] if data.item_names else int(index[i])} for i in order]
     pairs = np.concatenate([to_uint8(x[order]), to_uint8(data.x[index[order]])])
     Image.fromarray(image_grid(pairs, nrow=len(order), scale=3)).save(args.out)

@@ -18,14 +18,13 @@ import json
 
 import torch
 
-from diffusion_core.data import Dataset, load_dataset, to_uint8
+from diffusion_core.data import UINT8_SCALE, Dataset, load_dataset, to_uint8
 from diffusion_core.diffusion import q_sample, x0_and_eps
 from diffusion_core.evaluate import coherence
 from diffusion_core.pipeline import Pipeline
 from diffusion_core.sprites import foreground
 
 PROBE_TS = (20, 50, 100, 300, 600)
-UNITS = 127.5  # [-1, 1] -> 1/255 steps
 SETTINGS = {"ddim-50 eta 1 g=3 (default)": {}, "ddim-50 eta 0": dict(eta=0.0), "ddim-100": dict(steps=100),
             "dpm++-20": dict(sampler="dpm++", steps=20), "g=1": dict(guidance=1.0),
             "g=3 on t <= 600": dict(guidance_interval=(-1, 600))}
@@ -44,8 +43,8 @@ def x0_pred_probe(pipe: Pipeline, data: Dataset, num: int, t: int) -> dict:
     x0_pred, _ = x0_and_eps(pipe.schedule, x_t, t_batch, pipe.model(x_t, t_batch, labels), pipe.info.diffusion.prediction)
     mask = torch.from_numpy(foreground(to_uint8(x0))).to(x0.device)  # [N, H, W]: the sprites' own pixels
     error = (x0_pred.clamp(-1, 1) - x0).movedim(1, -1)[mask]
-    return {"coherence": coherence(x0_pred), "rms_error": float(error.pow(2).mean().sqrt()) * UNITS,
-            "noise_std": float(pipe.schedule.sqrt_one_minus_alpha_bar[t]) * UNITS}
+    return {"coherence": coherence(x0_pred), "rms_error": float(error.pow(2).mean().sqrt()) * UINT8_SCALE,
+            "noise_std": float(pipe.schedule.sqrt_one_minus_alpha_bar[t]) * UINT8_SCALE}
 
 
 def main() -> None:

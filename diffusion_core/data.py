@@ -76,11 +76,14 @@ def make_spiral(n: int, generator: torch.Generator) -> torch.Tensor:
     return spiral_curve(SPIRAL_T_MIN + (SPIRAL_T_MAX - SPIRAL_T_MIN) * u).float()
 
 
+UINT8_SCALE = 127.5  # [-1, 1] <-> 0..255: one uint8 step is 1 / UINT8_SCALE in the core's units
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Images [N, C, H, W] in [-1, 1] to uint8 [N, H, W, C] (clipped, rounded)."""
     if x.ndim != 4:
         raise ValueError(f"expected images [N, C, H, W], got shape {tuple(x.shape)}")
-    y = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    y = ((x.detach().float().clamp(-1, 1) + 1) * UINT8_SCALE).round().to(torch.uint8)
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -91,7 +94,7 @@ def from_uint8(images: np.ndarray) -> torch.Tensor:
         a = a[..., None]
     if a.ndim != 4:
         raise ValueError(f"expected uint8 images [N, H, W, C], got shape {a.shape}")
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / UINT8_SCALE - 1.0
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
