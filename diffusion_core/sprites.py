@@ -22,10 +22,17 @@ fill most of the sprite. Foreground = not near-white pixels, plus near-white are
 the outline encloses, so the same rule works on generated images without an alpha channel.
 Labels of the 2,705 sprites: red 212, orange 241, yellow 428, green 254, blue 554,
 purple 94, pink 184, brown 91, grey 374, white 273 (checked by eye on contact sheets).
+
+Families (`family`: the name up to its first hyphen; 899 of them): many Pokémon come in several forms, 148 Alcremie
+sprites, 56 Unown, 54 Pikachu, 40 Vivillon, 38 Arceus, 36 Silvally. A model trained on all 2,705 copied the body it
+saw most (shiny Alcremie, README); `cap_families(images, names, 4)` keeps at most four forms of each family, 2,188
+sprites, and the Pokémon checkpoint trains on those (`TrainConfig.max_per_family`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +112,34 @@ def pixel_classes(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def family(name: str) -> str:
+    """A sprite's family: its name up to the first hyphen ('alcremie-caramel-swirl-berry' -> 'alcremie')."""
+    return name.split("-", 1)[0]
+
+
+def cap_families(images: np.ndarray, names: Sequence[str], cap: int) -> np.ndarray:
+    """Sorted indices of the sprites [N, ...] kept when each family keeps at most `cap` of its forms.
+
+    A family keeps its first form by name, then again and again the form farthest (L2) from the nearest one kept
+    (farthest-point sampling), so it keeps its most different looks. Why: 148 of the 2,705 sprites are Alcremie
+    forms of one body, 56 Unown, 54 Pikachu; a model trained on all of them copies those bodies.
+    """
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in sorted(range(len(names)), key=lambda i: names[i]):
+        groups[family(names[i])].append(i)
+    keep = []
+    for members in groups.values():
+        x = np.asarray(images[members], dtype=np.float64).reshape(len(members), -1)
+        chosen, gap = [0], np.linalg.norm(x - x[0], axis=1)
+        while len(chosen) < min(cap, len(members)):
+            chosen.append(int(gap.argmax()))
+            gap = np.minimum(gap, np.linalg.norm(x - x[chosen[-1]], axis=1))
+        keep += [members[j] for j in chosen]
+    return np.sort(np.array(keep, dtype=np.int64))
+
+
 def _outline(mask: np.ndarray) -> np.ndarray:
     """Pixels of boolean masks [..., H, W] that touch a non-mask pixel or the border (4-neighbours)."""
     pad = [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)]
@@ -154,6 +189,13 @@ def foreground(images: np.ndarray) -> np.ndarray:
         if np.array_equal(grown, bg):
             return ~bg
         bg = grown
+
+
+def dark_pixels(images: np.ndarray) -> np.ndarray:
+    """The drawing's dark pixels [N, H, W] of uint8 RGB images [N, H, W, 3] on white: foreground pixels of HSV
+    value below DARK_V, i.e. the outline, the inner lines and black areas."""
+    images = _check_images(images)
+    return foreground(images) & (_hsv(images)[2] < DARK_V)
 
 
 def smooth_neighbours(images: np.ndarray, step: int = SMOOTH_STEP) -> np.ndarray:

@@ -101,7 +101,7 @@ def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
 def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
     checkpoint `init_from` if given; prepare with Accelerate."""
-    data = load_dataset(config.dataset)  # first: a dataset not fetched yet fails before anything starts
+    data = load_dataset(config.dataset, max_per_family=config.max_per_family)  # first: a dataset not fetched yet fails before anything starts
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
@@ -181,7 +181,7 @@ def shipped_weights(ema: torch.nn.Module) -> dict[str, torch.Tensor]:
 def finish(run: Run, config: TrainConfig, out: Path, command: str, seconds: float, loss: float | None) -> None:
     """Write the checkpoint folder: EMA weights, config.json with the training record, model card."""
     training = {"command": command, "seconds": round(seconds, 1), "hardware": hardware_description(run.acc),
-                "steps": config.steps, "final_loss": loss, "config": config.to_dict(),
+                "steps": config.steps, "examples": len(run.data.x), "final_loss": loss, "config": config.to_dict(),
                 "torch": torch.__version__, "processes": run.acc.num_processes,
                 "weights_dtype": str(WEIGHTS_DTYPE).removeprefix("torch.")}
     if run.init_from is not None:

@@ -31,6 +31,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of the weights; the shipped weights are the EMA ones
     label_dropout: float = 0.1  # probability of replacing a label by the null label (classifier-free guidance)
     hflip: bool = False  # random horizontal flips (sprites)
+    max_per_family: int = 0  # sprites: train on at most this many forms per family (sprites.cap_families); 0 = all
     seed: int = 0
     sample_every: int = 1000  # steps between sample grids written to OUT/samples/
     save_every: int = 500  # steps between resumable training states

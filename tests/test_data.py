@@ -17,8 +17,8 @@ from diffusion_core.data import (
     build_digits, cache_dir, extract_package, from_uint8, install_from_tarball, load_dataset,
     make_spiral, random_hflip, to_uint8,
 )
-from diffusion_core.sprites import (COLOUR_CLASSES, SIZE, colour_class, colour_classes, foreground,
-                                    smooth_neighbours)
+from diffusion_core.sprites import (COLOUR_CLASSES, SIZE, cap_families, colour_class, colour_classes, family,
+                                    foreground, smooth_neighbours)
 
 
 def make_tarball(root: Path, tarball: Path) -> Path:
@@ -125,6 +125,23 @@ def test_pokemon_tarball_to_dataset(tmp_path: Path) -> None:
     assert np.all(images[3, 20:28, 20:28] == (200, 30, 40))  # P mode colours exact
     assert ds.labels[3].item() == COLOUR_CLASSES.index("red")
     assert ds.labels.tolist() == colour_classes(images).tolist()
+    capped = load_dataset("pokemon", cache=tmp_path / "cache", max_per_family=1)
+    assert capped.item_names == ("pattern", "wide", "grey-female")  # 'pattern-shiny' is the second of its family
+    assert torch.equal(capped.x, ds.x[:3]) and torch.equal(capped.labels, ds.labels[:3])
+    with pytest.raises(ValueError, match="families"):
+        load_dataset("spiral", max_per_family=1)
+
+
+def test_cap_families_keeps_the_first_form_then_the_farthest_ones() -> None:
+    names = ["b-shiny", "a-z", "a", "a-w", "b", "a-x", "a-y"]
+    values = {"a": 0, "a-x": 1, "a-y": 10, "a-z": 9, "a-w": 5, "b": 3, "b-shiny": 4}
+    images = np.array([[values[n]] for n in names], dtype=np.float64)
+    assert family("alcremie-caramel-swirl-berry-shiny") == "alcremie" and family("abra") == "abra"
+    kept = cap_families(images, names, cap=3)  # a (first by name), a-y (farthest), a-w (5 from both); both b's
+    assert sorted(names[i] for i in kept) == ["a", "a-w", "a-y", "b", "b-shiny"] and list(kept) == sorted(kept)
+    assert [names[i] for i in cap_families(images, names, cap=1)] == ["a", "b"]
+    with pytest.raises(ValueError):
+        cap_families(images, names, cap=0)
 
 
 def test_missing_dataset_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,6 +248,9 @@ def test_cached_pokemon() -> None:
     assert white_corner > 0.97  # white background (a few oversized sprites reach the corner)
     smooth = smooth_neighbours(to_uint8(ds.x))
     assert 0.35 < np.median(smooth) < 0.42 and np.percentile(smooth, 1) > 0.2  # as quoted in smooth_neighbours
+    capped = load_dataset("pokemon", max_per_family=4)
+    families = {name: sum(family(n) == name for n in capped.item_names) for name in map(family, ds.item_names)}
+    assert len(capped.x) == 2188 and max(families.values()) == 4 and min(families.values()) >= 1  # none lost
 
 
 @pytest.mark.skipif(not (cache_dir() / "digits.npz").exists(), reason="no cached digits (fetch digits)")

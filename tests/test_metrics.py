@@ -11,8 +11,8 @@ import torch
 from diffusion_core.data import SPIRAL_T_MAX, SPIRAL_T_MIN, cache_dir, load_dataset, spiral_curve
 from diffusion_core.lenet import FEATURE_DIM, STATS, WEIGHTS, LeNet5, load_lenet, load_stats
 from diffusion_core.metrics import (
-    feature_statistics, fld_report, frechet_distance, ks_uniform, nearest_neighbour_distances,
-    nearest_neighbours, spiral_coverage_ks, spiral_distance, train_self_nn_distances,
+    COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines, colour_agreement, feature_statistics, fld_report, frechet_distance,
+    ks_uniform, nearest_neighbour_distances, nearest_neighbours, spiral_coverage_ks, spiral_distance,
 )
 
 
@@ -101,15 +101,61 @@ def test_nearest_neighbours_with_mirror_images() -> None:
     assert dist[0] < 1e-6 and index[0] == 1
 
 
-def test_train_self_nn_excludes_self_duplicates_and_own_mirror() -> None:
-    a = torch.tensor([[[[0.0, 1.0, 3.0]]]])  # [1, 1, 1, 3], asymmetric
-    train = torch.cat([a, a, a + 10, a.flip(-1) + 0.5])  # a duplicate, a far one, a near-mirror
-    plain = train_self_nn_distances(train, chunk=3)
-    assert plain[0] == pytest.approx(plain[1]) and plain[0] > 0  # the duplicate does not count
-    assert plain[0] == pytest.approx(np.linalg.norm(np.array([0, 1, 3]) - np.array([3.5, 1.5, 0.5])))
-    flipped = train_self_nn_distances(train, hflip=True)
-    assert flipped[0] == pytest.approx(math.sqrt(3 * 0.25))  # a vs mirror of train[3], not vs its own mirror
-    assert flipped[2] == pytest.approx(10 * math.sqrt(3), rel=0.2) and np.all(flipped <= plain + 1e-12)
+def square(colour, top=2, left=2, size=4, canvas=8) -> np.ndarray:
+    """A uint8 [1, canvas, canvas, 3] white image with one size x size square of `colour`."""
+    image = np.full((1, canvas, canvas, 3), 255, dtype=np.uint8)
+    image[0, top:top + size, left:left + size] = colour
+    return image
+
+
+def test_colour_agreement_is_the_share_of_both_figures_drawn_in_the_same_colours() -> None:
+    red = square((200, 30, 30))
+    spotted = red.copy()
+    spotted[0, 2, 2:5] = (30, 30, 200)  # 3 of the 16 pixels blue
+    assert colour_agreement(red, red).item() == 1
+    assert colour_agreement(red, spotted).item() == pytest.approx(13 / 16)
+    assert colour_agreement(red, square((215, 45, 45))).item() == 1  # 15 of 255 apart: within the tolerance
+    assert colour_agreement(red, square((216, 30, 30))).item() == 0
+    assert colour_agreement(red, square((200, 30, 30), left=4)).item() == pytest.approx(8 / 24)  # half overlaps
+    blank = np.full_like(red, 255)
+    assert colour_agreement(red, blank).item() == 0 and colour_agreement(blank, blank).item() == 0
+    pair = colour_agreement(np.stack([red, spotted])[:, None, 0], np.concatenate([red, spotted])[None])
+    assert pair.shape == (2, 2) and pair[0, 1] == pair[1, 0] == pytest.approx(13 / 16)
+
+
+def test_closest_by_colour_finds_a_mirrored_copy_among_its_l2_candidates() -> None:
+    arrow = square((200, 30, 30), left=1)  # off centre: its mirror image is another image
+    shifted = np.clip(arrow.astype(int) + 17, 0, 255).astype(np.uint8)  # nearest in L2, agrees nowhere in colour
+    spotted = arrow.copy()
+    spotted[0, 2:4, 1] = (0, 0, 0)  # two pixels black: farther in L2, agrees on 14 of 16
+    train = np.concatenate([shifted, spotted[:, :, ::-1]])  # the copy is stored mirrored
+    best, index = closest_by_colour(arrow, train, candidates=4)
+    assert index[0] == 1 and best[0] == pytest.approx(14 / 16) and best[0] >= COPY_AGREEMENT
+    best, index = closest_by_colour(arrow, train, candidates=1)  # only the L2-nearest image is checked
+    assert index[0] == 0 and best[0] == 0
+    with_itself = np.concatenate([train, arrow[:, :, ::-1]])  # the sample itself, mirrored
+    assert closest_by_colour(arrow, with_itself)[1][0] == 2
+    best, index = closest_by_colour(arrow, with_itself, others_only=True)  # itself does not count
+    assert index[0] == 1 and best[0] == pytest.approx(14 / 16)
+
+
+def outlined(fill, left=1) -> np.ndarray:
+    """A uint8 [1, 10, 10, 3] white image: a 6 x 6 square with a black 1-pixel outline (20 pixels) around `fill`."""
+    image = square((0, 0, 0), top=2, left=left, size=6, canvas=10)
+    image[0, 3:7, left + 1:left + 5] = fill
+    return image
+
+
+def test_closest_by_lines_sees_a_recoloured_copy_of_a_drawing_that_colour_agreement_does_not() -> None:
+    drawing = outlined((200, 30, 30))
+    recoloured = outlined((30, 30, 200))[:, :, ::-1]  # same outline, other colours, stored mirrored
+    train = np.concatenate([outlined((200, 30, 30), left=2), recoloured])
+    assert colour_agreement(drawing, recoloured[:, :, ::-1]).item() == pytest.approx(20 / 36)  # < COPY_AGREEMENT
+    best, index = closest_by_lines(drawing, train)
+    assert index[0] == 1 and best[0] == 1
+    assert closest_by_lines(drawing, train, skip=np.array([[False, True]]))[0][0] == pytest.approx(1 / 3)
+    best, index = closest_by_lines(drawing, train[:1])  # the outline one pixel to the right: 10 shared of 30
+    assert index[0] == 0 and best[0] == pytest.approx(1 / 3)
 
 
 def test_lenet_assets_load() -> None:
