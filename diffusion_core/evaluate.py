@@ -21,8 +21,8 @@ import numpy as np
 from .card import command_line, hardware_description, render_card
 from .data import load_dataset, to_uint8
 from .guidance import EDM2_SIGMA, interval_from_sigma
-from .metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines, fld_report, nearest_neighbour_distances, spiral_coverage_ks,
-                      spiral_distance)
+from .metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines, fld_report,
+                      nearest_neighbour_distances, spiral_coverage_ks, spiral_distance)
 from .pipeline import Pipeline
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args

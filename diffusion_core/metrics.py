@@ -3,8 +3,9 @@
 - FLD (the seed's Fréchet LeNet Distance; FID of Heusel et al. 2017 with LeNet-5 features).
 - Spiral: mean distance of points to the true curve and the KS distance of their nearest-curve
   parameter t against uniform (coverage; mode collapse shows as a large KS).
-- Memorisation: nearest-neighbour L2 distances of samples to the training set, and the colour
-  agreement of a sprite with each training sprite (the near-copy test).
+- Memorisation: nearest-neighbour L2 distances of samples to the training set, and the two
+  near-copy tests of a sprite against the training sprites: the share of its figure drawn in the
+  same colours as one (`closest_by_colour`) and the overlap of its lines with one's (`closest_by_lines`).
 """
 
 from __future__ import annotations

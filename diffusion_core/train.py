@@ -101,7 +101,8 @@ def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
 def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
     checkpoint `init_from` if given; prepare with Accelerate."""
-    data = load_dataset(config.dataset, max_per_family=config.max_per_family)  # first: a dataset not fetched yet fails before anything starts
+    # first: a dataset not fetched yet fails before anything starts
+    data = load_dataset(config.dataset, max_per_family=config.max_per_family)
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
