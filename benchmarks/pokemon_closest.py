@@ -9,7 +9,7 @@ against all 2,705 sprites and their mirror images: `metrics.closest_by_lines` (I
 >= LINE_COPY_IOU) and `metrics.closest_by_colour` (share of both figures in the same colours, >= COPY_AGREEMENT).
 Prints JSON; the picture shows the `show` samples with the highest line IoU on top, their sprites below. The
 sprites' own baseline: how many agree in colour with another form, and the best line IoU with another family.
-Takes about 10 minutes on 2 CPU cores.
+Sampling takes most of its time: about 5 minutes on 2 CPU cores.
 """
 from __future__ import annotations
 

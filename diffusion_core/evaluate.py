@@ -84,8 +84,9 @@ def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     train = load_dataset("pokemon").x
     smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train)}
     nn_samples = nearest_neighbour_distances(x, train, hflip=True)
-    agreement, _ = closest_by_colour(images, to_uint8(train))
-    lines, _ = closest_by_lines(images, to_uint8(train))
+    sprites = to_uint8(train)
+    agreement, _ = closest_by_colour(images, sprites)
+    lines, _ = closest_by_lines(images, sprites)
     colour_copy, line_copy = agreement >= COPY_AGREEMENT, lines >= LINE_COPY_IOU
     return {"colour_accuracy": float((colour_classes(images) == labels.numpy()).mean()), "n": num,
             "nn_distance_min": float(nn_samples.min()), "nn_distance_median": float(np.median(nn_samples)),

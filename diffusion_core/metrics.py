@@ -177,10 +177,24 @@ def colour_agreement(a: np.ndarray, b: np.ndarray, tol: int = SMOOTH_STEP) -> to
     Unlike an L2 distance it does not depend on how much background an image has, nor on how many near-identical
     siblings a sprite has in the training set: a sample agreeing >= COPY_AGREEMENT with one sprite is a near copy."""
     a, b = np.asarray(a), np.asarray(b)
-    masks = [torch.from_numpy(foreground(x.reshape(-1, *x.shape[-3:])).reshape(x.shape[:-1])) for x in (a, b)]
+    return _agreement(a, b, _foreground_any(a), _foreground_any(b), tol)
+
+
+def _foreground_any(images: np.ndarray) -> np.ndarray:
+    """`sprites.foreground` of uint8 images of any leading shape [..., H, W, 3]: masks [..., H, W]."""
+    return foreground(images.reshape(-1, *images.shape[-3:])).reshape(images.shape[:-1])
+
+
+def _agreement(a: np.ndarray, b: np.ndarray, a_mask: np.ndarray, b_mask: np.ndarray, tol: int) -> torch.Tensor:
+    """`colour_agreement` of images a, b [..., H, W, 3] given their foreground masks [..., H, W] (broadcast)."""
     close = (torch.from_numpy(a).to(torch.int16) - torch.from_numpy(b).to(torch.int16)).abs().amax(-1) < tol
-    union = masks[0] | masks[1]
+    union = torch.from_numpy(a_mask) | torch.from_numpy(b_mask)
     return (close & union).sum((-2, -1)) / union.sum((-2, -1)).clamp(min=1)
+
+
+def _with_mirrors(images: np.ndarray) -> np.ndarray:
+    """uint8 images [M, H, W, C] followed by their mirror images: [2M, H, W, C] (image j + M mirrors image j)."""
+    return np.concatenate([images, images[:, :, ::-1]])
 
 
 def closest_by_colour(samples: np.ndarray, train: np.ndarray, candidates: int = 128, others_only: bool = False,
@@ -189,14 +203,14 @@ def closest_by_colour(samples: np.ndarray, train: np.ndarray, candidates: int = 
     mirror image, and that sprite's index. Searched among the sample's `candidates` nearest images in L2 (a copy
     agreeing on most of its figure is among them; all M·2 pairs would cost 40x more). others_only: images equal
     to the sample or to its mirror image do not count (the training set measured against itself)."""
-    refs = np.concatenate([train, train[:, :, ::-1]])
-    rows = refs.reshape(len(refs), -1).astype(np.float32)
+    refs = _with_mirrors(train)
+    rows, ref_masks = refs.reshape(len(refs), -1).astype(np.float32), foreground(refs)  # each reference's mask once
     best, index = np.empty(len(samples)), np.empty(len(samples), dtype=np.int64)
     for i in range(0, len(samples), chunk):
         a = samples[i:i + chunk]
         d = _pairwise(a.reshape(len(a), -1).astype(np.float32), rows)
         near = np.argsort(d, axis=1)[:, :min(candidates, len(refs))]
-        agree = colour_agreement(a[:, None], refs[near]).numpy()  # [chunk, candidates]
+        agree = _agreement(a[:, None], refs[near], foreground(a)[:, None], ref_masks[near], SMOOTH_STEP).numpy()
         if others_only:
             same = (refs[near] == a[:, None]).all((2, 3, 4)) | (refs[near] == a[:, None, :, ::-1]).all((2, 3, 4))
             agree[same] = 0.0
@@ -217,7 +231,7 @@ def closest_by_lines(samples: np.ndarray, train: np.ndarray,
     [M, H, W, 3] or its mirror image, and that sprite's index (exact: all pairs, one matrix product). skip: a
     boolean [N, M] of pairs not to count (a sprite against its own family, say)."""
     a = torch.from_numpy(dark_pixels(samples)).flatten(1).float()
-    b = torch.from_numpy(dark_pixels(np.concatenate([train, train[:, :, ::-1]]))).flatten(1).float()
+    b = torch.from_numpy(dark_pixels(_with_mirrors(train))).flatten(1).float()
     inter = a @ b.T
     iou = inter / (a.sum(1)[:, None] + b.sum(1)[None] - inter).clamp(min=1)
     if skip is not None:
