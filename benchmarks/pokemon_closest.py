@@ -5,7 +5,7 @@ most, drawn beside that sprite, their colour agreement, and both measures on the
                                                    [--out docs/pokemon_closest.png]
 
 The samples are the evaluation's (`evaluate --suite`: `num` at the default settings, one row per class, seed 1234);
-against all 2,705 sprites and their mirror images: `metrics.closest_by_lines` (IoU of dark pixels, a copy at
+against all 2,705 gen8 sprites, the 790 older gen7x drawings and their mirror images: `metrics.closest_by_lines` (IoU of dark pixels, a copy at
 >= LINE_COPY_IOU) and `metrics.closest_by_colour` (share of both figures in the same colours, >= COPY_AGREEMENT).
 Prints JSON; the picture shows the `show` samples with the highest line IoU on top, their sprites below. The
 sprites' own baseline: how many agree in colour with another form, and the best line IoU with another family.
@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core.checkpoint import load_checkpoint
 from diffusion_core.data import load_dataset, to_uint8
 from diffusion_core.evaluate import EVAL_SEED, pokemon_samples, suite
 from diffusion_core.metrics import COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines
@@ -55,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     pipe = Pipeline.load(args.checkpoint)
     x, _ = pokemon_samples(pipe, args.num, EVAL_SEED, **suite(pipe)["ddim-50 default guidance"])  # the card's
-    sprites = load_dataset("pokemon")
-    cap = load_checkpoint(args.checkpoint).config["training"]["config"].get("max_per_family", 0)
-    trained = load_dataset("pokemon", max_per_family=cap)
+    sprites = load_dataset("pokemon", older_drawings=True)
+    recorded = json.loads((Path(args.checkpoint) / "config.json").read_text())["training"]["config"]
+    cap, older = recorded.get("max_per_family", 0), recorded.get("older_drawings", False)
+    trained = load_dataset("pokemon", max_per_family=cap, older_drawings=older)
     images, train = to_uint8(x), to_uint8(sprites.x)
     agreement, _ = closest_by_colour(images, train)
     lines, index = closest_by_lines(images, train)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                       "line_iou_percentiles_50_90_99": np.percentile(lines, [50, 90, 99]).round(3).tolist(),
                       "closest_drawings": rows, "picture": args.out,
                       "all_sprites": self_agreement(train, sprites.item_names),
-                      f"training_set (max_per_family {cap})": self_agreement(to_uint8(trained.x), trained.item_names)},
+                      f"training_set (max_per_family {cap}, older_drawings {older})": self_agreement(to_uint8(trained.x), trained.item_names)},
                      indent=2))
     return 0
 

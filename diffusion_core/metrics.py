@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import SPIRAL_T_MAX, SPIRAL_T_MIN, spiral_curve
-from .sprites import SMOOTH_STEP, dark_pixels, foreground
+from .sprites import SAME_DRAWING_IOU, SMOOTH_STEP, foreground, line_iou
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -220,9 +220,10 @@ def closest_by_colour(samples: np.ndarray, train: np.ndarray, candidates: int = 
 
 
 # A sample whose dark pixels (outline, inner lines, black areas) overlap one sprite's with this IoU copies its drawing,
-# whatever its colours. Two different Pokemon reach it only where they are drawn as twins (mega Latias and Latios,
-# Plusle and Minun); over the 2,705 sprites the 99th percentile of the best other-family IoU is 0.375.
-LINE_COPY_IOU = 0.6
+# whatever its colours (`sprites.SAME_DRAWING_IOU`: the forms that recolour one drawing reach it too). Two different
+# Pokemon reach it only where they are drawn as twins (mega Latias and Latios, Plusle and Minun); over the 2,705
+# sprites the 99th percentile of the best other-family IoU is 0.375.
+LINE_COPY_IOU = SAME_DRAWING_IOU
 
 
 def closest_by_lines(samples: np.ndarray, train: np.ndarray,
@@ -230,11 +231,7 @@ def closest_by_lines(samples: np.ndarray, train: np.ndarray,
     """Each uint8 sample's [N, H, W, 3] highest IoU of dark pixels (`sprites.dark_pixels`) with a training sprite
     [M, H, W, 3] or its mirror image, and that sprite's index (exact: all pairs, one matrix product). skip: a
     boolean [N, M] of pairs not to count (a sprite against its own family, say)."""
-    a = torch.from_numpy(dark_pixels(samples)).flatten(1).float()
-    b = torch.from_numpy(dark_pixels(_with_mirrors(train))).flatten(1).float()
-    inter = a @ b.T
-    iou = inter / (a.sum(1)[:, None] + b.sum(1)[None] - inter).clamp(min=1)
+    iou = line_iou(samples, _with_mirrors(train))
     if skip is not None:
-        iou[torch.from_numpy(np.concatenate([skip, skip], axis=1))] = 0.0
-    best, index = iou.max(1)
-    return best.numpy(), index.numpy() % len(train)
+        iou[np.concatenate([skip, skip], axis=1)] = 0.0
+    return iou.max(1), iou.argmax(1) % len(train)

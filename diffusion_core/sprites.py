@@ -4,10 +4,12 @@ Sprite source (measured on the 2.7.0 tarball):
 - `package/pokemon-gen8/{regular,shiny}/*.png` plus their `female/` variants:
   1,332 + 1,333 top-level sprites and 20 + 20 female ones, all 68×56, modes RGBA,
   P and LA (every one is converted to RGBA first). None is empty.
-- `package/pokemon-gen7x/` is NOT used: of its 2,154 sprites 1,364 are byte-for-byte
-  the same picture as in gen8, 789 are older, smaller drawings of the same Pokémon
-  (a second scale and style of the same creatures, near-duplicates for a 2.7k-sprite
-  model) and 1 is new (`genesect-standard`).
+- `package/pokemon-gen7x/{regular,shiny}/*.png`: of its 2,154 sprites 1,364 are byte-for-byte
+  the same picture as in gen8 (skipped), 789 are older, smaller drawings of the same Pokémon
+  (median bounding box 23×25 px against gen8's ~40) and 1 is new (`genesect-standard`).
+  These 790 `OLDER` drawings are named `<name>-gen7x` and kept apart: `older_drawing_paths`;
+  `data.load_dataset(..., older_drawings=True)` adds them (more drawings per Pokémon, so a
+  model has fewer reasons to learn any one of them by heart).
 
 Square size: the alpha bounding boxes of the 2,705 gen8 sprites exceed 48 px (in height
 or width) for 70 sprites (2.6 %), 52 px for 20 and 56 px for 8; the largest is 56×67.
@@ -26,7 +28,13 @@ purple 94, pink 184, brown 91, grey 374, white 273 (checked by eye on contact sh
 Families (`family`: the name up to its first hyphen; 899 of them): many Pokémon come in several forms, 148 Alcremie
 sprites, 56 Unown, 54 Pikachu, 40 Vivillon, 38 Arceus, 36 Silvally. A model trained on all 2,705 copied the body it
 saw most (shiny Alcremie, README); `cap_families(images, names, 4)` keeps at most four forms of each family, 2,188
-sprites, and the Pokémon checkpoint trains on those (`TrainConfig.max_per_family`).
+sprites (`TrainConfig.max_per_family`).
+
+Drawings (`same_drawing_groups`): most forms of a family recolour one drawing (its dark pixels, `dark_pixels`, agree
+with IoU >= SAME_DRAWING_IOU): the 2,705 + 790 sprites hold 1,509 drawings, the largest 146 Alcremie forms, 48 Pikachu
+caps, 40 Vivillon, 38 Arceus, 36 Silvally (twice: gen8 and gen7x). A model trained on them redraws the drawings it
+sees most (README); `cap_drawings(images, names, 2)` keeps two colourings of each, 2,979 sprites
+(`TrainConfig.max_per_drawing`), so every drawing is seen about as often as a Pokémon's regular and shiny one.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import numpy as np
 from PIL import Image
 
 SIZE = 48
+OLDER = "-gen7x"  # name suffix of the older gen7x drawings (gen8 has names ending in -gen7)
 
 # Colour classes a person would name; "grey" includes black.
 COLOUR_CLASSES: tuple[str, ...] = (
@@ -49,6 +58,8 @@ RED, ORANGE, YELLOW, GREEN, BLUE, PURPLE, PINK, BROWN, GREY, WHITE = range(10)
 NEAR_WHITE = 240  # a pixel whose channels are all >= this is background (uint8)
 DARK_V = 0.30  # HSV value below which a pixel is "very dark" (lines, outline, black)
 DARK_SHARE = 0.4  # inner pixels this dark or more: the sprite is black (GREY)
+# Two sprites whose dark pixels overlap with this IoU share a drawing (metrics.LINE_COPY_IOU: what a copy reaches).
+SAME_DRAWING_IOU = 0.6
 SMOOTH_STEP = 16  # neighbouring pixels closer than this (of 255) in every channel are one colour region
 GREY_S = 0.15  # saturation below which a pixel is grey / white
 WHITE_V = 0.80  # value above which a low-saturation pixel is white
@@ -124,13 +135,50 @@ def cap_families(images: np.ndarray, names: Sequence[str], cap: int) -> np.ndarr
     (farthest-point sampling), so it keeps its most different looks. Why: 148 of the 2,705 sprites are Alcremie
     forms of one body, 56 Unown, 54 Pikachu; a model trained on all of them copies those bodies.
     """
+    return _cap_groups(images, names, [family(n) for n in names], cap)
+
+
+def line_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU [N, M] of the dark pixels (`dark_pixels`: the drawing) of uint8 images a [N, H, W, 3] and b [M, ...]."""
+    da, db = (dark_pixels(x).reshape(len(x), -1).astype(np.float32) for x in (a, b))
+    inter = da @ db.T
+    return inter / np.maximum(da.sum(1)[:, None] + db.sum(1)[None] - inter, 1.0)
+
+
+def same_drawing_groups(images: np.ndarray, threshold: float = SAME_DRAWING_IOU) -> np.ndarray:
+    """A group id [N] per uint8 sprite [N, H, W, 3]: sprites whose drawings overlap (`line_iou`, either one
+    mirrored) >= threshold are in one group, and so, in chains, are their own such neighbours (union-find)."""
+    iou = np.maximum(line_iou(images, images), line_iou(images, images[:, :, ::-1]))
+    parent = np.arange(len(images))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(iou >= threshold, 1))):
+        parent[root(i)] = root(j)
+    return np.array([root(i) for i in range(len(images))])
+
+
+def cap_drawings(images: np.ndarray, names: Sequence[str], cap: int) -> np.ndarray:
+    """Sorted indices of the uint8 sprites [N, H, W, 3] kept when each drawing (`same_drawing_groups`: the forms
+    and shiny versions that recolour one outline) keeps at most `cap` colourings, chosen as in `cap_families`.
+    Why: a model sees a drawing shared by 36 Silvally forms 18 times as often as a Pokémon's one drawing in two
+    colourings, and that is what it learns to redraw (README); 2 keeps every drawing as often as the rest."""
+    return _cap_groups(images, names, same_drawing_groups(images).tolist(), cap)
+
+
+def _cap_groups(images: np.ndarray, names: Sequence[str], groups: Sequence, cap: int) -> np.ndarray:
+    """Sorted indices kept when each group of images keeps at most `cap`: its first by name, then farthest-point."""
     if cap < 1:
         raise ValueError(f"cap must be at least 1, got {cap}")
-    groups: dict[str, list[int]] = defaultdict(list)
+    members_of: dict = defaultdict(list)
     for i in sorted(range(len(names)), key=lambda i: names[i]):
-        groups[family(names[i])].append(i)
+        members_of[groups[i]].append(i)
     keep = []
-    for members in groups.values():
+    for members in members_of.values():
         x = np.asarray(images[members], dtype=np.float64).reshape(len(members), -1)
         chosen, gap = [0], np.linalg.norm(x - x[0], axis=1)
         while len(chosen) < min(cap, len(members)):
@@ -242,10 +290,28 @@ def sprite_paths(package_dir: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def older_drawing_paths(package_dir: Path) -> list[tuple[str, Path]]:
+    """(name + OLDER, path) of every gen7x sprite that is not the very picture gen8 has under its name."""
+    root = Path(package_dir)
+    found = []
+    for variant in ("regular", "shiny"):
+        for path in sorted((root / "pokemon-gen7x" / variant).glob("*.png")):
+            twin = root / "pokemon-gen8" / variant / path.name
+            with Image.open(path) as im:
+                rgba = to_rgba(im)
+            if twin.exists():
+                with Image.open(twin) as im:
+                    if np.array_equal(rgba, to_rgba(im)):
+                        continue
+            found.append((path.stem + ("-shiny" if variant == "shiny" else "") + OLDER, path))
+    return found
+
+
 def read_sprites(package_dir: Path, size: int = SIZE) -> tuple[np.ndarray, list[str]]:
-    """All non-empty gen8 sprites as uint8 [N, size, size, 3] on white, with their names."""
+    """All non-empty gen8 sprites, then the older gen7x drawings, as uint8 [N, size, size, 3] on white, with their
+    names."""
     images, names = [], []
-    for name, path in sprite_paths(package_dir):
+    for name, path in sprite_paths(package_dir) + older_drawing_paths(package_dir):
         with Image.open(path) as im:
             square = square_sprite(to_rgba(im), size)
         if square is not None:

@@ -102,7 +102,8 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
     checkpoint `init_from` if given; prepare with Accelerate."""
     # first: a dataset not fetched yet fails before anything starts
-    data = load_dataset(config.dataset, max_per_family=config.max_per_family)
+    data = load_dataset(config.dataset, max_per_family=config.max_per_family, older_drawings=config.older_drawings,
+                        max_per_drawing=config.max_per_drawing)
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"

@@ -32,6 +32,8 @@ class TrainConfig:
     label_dropout: float = 0.1  # probability of replacing a label by the null label (classifier-free guidance)
     hflip: bool = False  # random horizontal flips (sprites)
     max_per_family: int = 0  # sprites: train on at most this many forms per family (sprites.cap_families); 0 = all
+    older_drawings: bool = False  # sprites: add the older gen7x drawings (sprites.OLDER) before the caps
+    max_per_drawing: int = 0  # sprites: at most this many colourings of each drawing (sprites.cap_drawings); 0 = all
     seed: int = 0
     sample_every: int = 1000  # steps between sample grids written to OUT/samples/
     save_every: int = 500  # steps between resumable training states

@@ -17,8 +17,9 @@ from diffusion_core.data import (
     build_digits, cache_dir, extract_package, from_uint8, install_from_tarball, load_dataset,
     make_spiral, random_hflip, to_uint8,
 )
-from diffusion_core.sprites import (COLOUR_CLASSES, SIZE, cap_families, colour_class, colour_classes, family,
-                                    foreground, smooth_neighbours)
+from diffusion_core.sprites import (COLOUR_CLASSES, OLDER, SAME_DRAWING_IOU, SIZE, cap_drawings, cap_families,
+                                    colour_class, colour_classes, family, foreground, line_iou, same_drawing_groups,
+                                    smooth_neighbours)
 
 
 def make_tarball(root: Path, tarball: Path) -> Path:
@@ -105,6 +106,12 @@ def fake_pokesprite(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     la = np.zeros((56, 68, 2), np.uint8)
     la[10:20, 10:15] = (90, 255)
     Image.fromarray(la, "LA").save(root / "regular" / "female" / "grey.png")
+    older = tmp_path / "pokesprite" / "pokemon-gen7x"
+    for folder in ("regular", "shiny"):
+        (older / folder).mkdir(parents=True)
+    Image.fromarray(sprite_rgba(blocks["wide"], left=4)).save(older / "regular" / "wide.png")  # gen8's very picture
+    Image.fromarray(sprite_rgba(blocks["pattern"][:5])).save(older / "regular" / "pattern.png")  # an older drawing
+    Image.fromarray(sprite_rgba(blocks["pattern"][:4])).save(older / "shiny" / "new.png")  # not in gen8 at all
     return make_tarball(tmp_path / "pokesprite", tmp_path / "pokesprite-images-2.7.0.tgz"), blocks
 
 
@@ -128,8 +135,27 @@ def test_pokemon_tarball_to_dataset(tmp_path: Path) -> None:
     capped = load_dataset("pokemon", cache=tmp_path / "cache", max_per_family=1)
     assert capped.item_names == ("pattern", "wide", "grey-female")  # 'pattern-shiny' is the second of its family
     assert torch.equal(capped.x, ds.x[:3]) and torch.equal(capped.labels, ds.labels[:3])
-    with pytest.raises(ValueError, match="families"):
+    with pytest.raises(ValueError, match="sprites"):
         load_dataset("spiral", max_per_family=1)
+    with pytest.raises(ValueError, match="sprites"):
+        load_dataset("digits", older_drawings=True)
+
+
+def test_older_drawings_are_kept_apart(tmp_path: Path) -> None:
+    tgz, blocks = fake_pokesprite(tmp_path)
+    install_from_tarball("pokemon", tgz, tmp_path / "cache")
+    ds = load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True)
+    gen8 = ("pattern", "wide", "grey-female", "pattern-shiny")
+    assert ds.item_names == gen8 + ("pattern" + OLDER, "new-shiny" + OLDER)  # gen8's very picture is skipped
+    y0, x0 = (SIZE - 5) // 2, (SIZE - 13) // 2
+    assert np.array_equal(to_uint8(ds.x)[4, y0:y0 + 5, x0:x0 + 13], blocks["pattern"][:5])
+    assert torch.equal(ds.x[:4], load_dataset("pokemon", cache=tmp_path / "cache").x)  # the default: gen8 only
+    capped = load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True, max_per_family=2)
+    assert capped.item_names == gen8 + ("new-shiny" + OLDER,)  # the older pattern is its family's third form
+    np.savez(tmp_path / "cache" / "pokemon.npz", images=to_uint8(ds.x[:4]), labels=ds.labels[:4].numpy(),
+             names=np.array(gen8))  # a cache written before the older drawings were read
+    with pytest.raises(FileNotFoundError, match="fetch pokemon"):
+        load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True)
 
 
 def test_cap_families_keeps_the_first_form_then_the_farthest_ones() -> None:
@@ -142,6 +168,31 @@ def test_cap_families_keeps_the_first_form_then_the_farthest_ones() -> None:
     assert [names[i] for i in cap_families(images, names, cap=1)] == ["a", "b"]
     with pytest.raises(ValueError):
         cap_families(images, names, cap=0)
+
+
+def drawn(outline: list[tuple[int, int, int, int]], fill: tuple[int, int, int]) -> np.ndarray:
+    """A 48×48 sprite on white: each (top, left, height, width) box filled with `fill` inside a dark outline."""
+    image = np.full((SIZE, SIZE, 3), 255, np.uint8)
+    for top, left, h, w in outline:
+        image[top:top + h, left:left + w] = 40
+        image[top + 1:top + h - 1, left + 1:left + w - 1] = fill
+    return image
+
+
+def test_cap_drawings_counts_the_colourings_of_one_drawing() -> None:
+    ell = [(8, 6, 30, 10), (28, 6, 10, 30)]  # an L: its mirror image is another picture, the same drawing
+    red, blue, green, yellow = (220, 30, 30), (30, 60, 220), (40, 200, 60), (240, 220, 40)
+    images = np.stack([drawn(ell, red), drawn(ell, blue), drawn(ell, green), drawn(ell, yellow)[:, ::-1],
+                       drawn([(10, 10, 20, 20)], red), drawn([(12, 8, 24, 30)], blue)])
+    names = ["ell", "ell-blue", "ell-green", "ell-mirrored", "box", "box-other"]
+    iou = line_iou(images, images)
+    assert iou[0, 1] == 1.0 and max(iou[0, 3], iou[4, 5]) < SAME_DRAWING_IOU  # unmirrored, only recolours match
+    groups = same_drawing_groups(images)
+    assert len(set(groups[:4])) == 1 and len(set(groups)) == 3  # mirrored or recoloured, one drawing
+    kept = cap_drawings(images, names, cap=2)  # 'ell' first by name, then the colouring farthest from it
+    assert [names[i] for i in kept] == ["ell", "ell-mirrored", "box", "box-other"]
+    with pytest.raises(ValueError):
+        cap_drawings(images, names, cap=0)
 
 
 def test_missing_dataset_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,6 +302,12 @@ def test_cached_pokemon() -> None:
     capped = load_dataset("pokemon", max_per_family=4)
     families = {name: sum(family(n) == name for n in capped.item_names) for name in map(family, ds.item_names)}
     assert len(capped.x) == 2188 and max(families.values()) == 4 and min(families.values()) >= 1  # none lost
+    everything = load_dataset("pokemon", older_drawings=True)
+    assert len(everything.x) - len(ds.x) == 790 and everything.item_names[:len(ds.x)] == ds.item_names
+    per_drawing = load_dataset("pokemon", older_drawings=True, max_per_drawing=2)
+    silvally = [n for n in per_drawing.item_names if family(n) == "silvally"]  # 36 forms of one drawing, twice
+    assert len(per_drawing.x) == 2979 and silvally == ["silvally", "silvally-grass-shiny", "silvally-bug-gen7x",
+                                                      "silvally-flying-shiny-gen7x"]
 
 
 @pytest.mark.skipif(not (cache_dir() / "digits.npz").exists(), reason="no cached digits (fetch digits)")
