@@ -78,14 +78,15 @@ def pokemon_samples(pipe: Pipeline, num: int, seed: int, **kw) -> tuple:
 def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     """Colour-class accuracy of guided sprites, their colour coherence beside the sprites' own (`smooth_neighbours`),
     their L2 distances to the nearest sprite, and the near copies among them, against all 2,705 gen8 sprites, the
-    790 older gen7x drawings and their mirror images (whether or not the model trained on them): samples agreeing >= COPY_AGREEMENT in colour with one
-    (`closest_by_colour`) or copying one's drawing, dark-pixel IoU >= LINE_COPY_IOU (`closest_by_lines`)."""
+    790 older gen7x drawings and their mirror images (whether or not the model trained on them): samples agreeing
+    >= COPY_AGREEMENT in colour with one (`closest_by_colour`) or copying one's drawing, dark-pixel IoU
+    >= LINE_COPY_IOU (`closest_by_lines`). The sprites' own coherence is the gen8 ones'."""
     x, labels = pokemon_samples(pipe, num, seed, **kw)
     images = to_uint8(x)
     everything = load_dataset("pokemon", older_drawings=True)
     train = everything.x
-    gen8 = np.array([not n.endswith(OLDER) for n in everything.item_names])
-    smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train[torch.from_numpy(gen8)])}
+    gen8 = torch.tensor([not n.endswith(OLDER) for n in everything.item_names])
+    smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train[gen8])}
     nn_samples = nearest_neighbour_distances(x, train, hflip=True)
     sprites = to_uint8(train)
     agreement, _ = closest_by_colour(images, sprites)

@@ -6,7 +6,7 @@ Sprite source (measured on the 2.7.0 tarball):
   P and LA (every one is converted to RGBA first). None is empty.
 - `package/pokemon-gen7x/{regular,shiny}/*.png`: of its 2,154 sprites 1,364 are byte-for-byte
   the same picture as in gen8 (skipped), 789 are older, smaller drawings of the same Pokémon
-  (median bounding box 23×25 px against gen8's ~40) and 1 is new (`genesect-standard`).
+  (median bounding box 23×25 px) and 1 is new (`genesect-standard`).
   These 790 `OLDER` drawings are named `<name>-gen7x` and kept apart: `older_drawing_paths`;
   `data.load_dataset(..., older_drawings=True)` adds them (more drawings per Pokémon, so a
   model has fewer reasons to learn any one of them by heart).
