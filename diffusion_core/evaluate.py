@@ -27,7 +27,7 @@ from .metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_
 from .pipeline import Pipeline
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
-from .sprites import OLDER, colour_classes, smooth_neighbours
+from .sprites import colour_classes, is_older, smooth_neighbours
 
 
 EVAL_SEED = 1234  # the default seed of every evaluation (and of the model cards' metrics)
@@ -85,7 +85,7 @@ def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     images = to_uint8(x)
     everything = load_dataset("pokemon", older_drawings=True)
     train = everything.x
-    gen8 = torch.tensor([not n.endswith(OLDER) for n in everything.item_names])
+    gen8 = torch.tensor([not is_older(n) for n in everything.item_names])
     smooth = {"smooth_neighbours_median": coherence(x), "train_smooth_neighbours_median": coherence(train[gen8])}
     nn_samples = nearest_neighbour_distances(x, train, hflip=True)
     sprites = to_uint8(train)

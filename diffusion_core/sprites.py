@@ -138,9 +138,19 @@ def cap_families(images: np.ndarray, names: Sequence[str], cap: int) -> np.ndarr
     return _cap_groups(images, names, [family(n) for n in names], cap)
 
 
+def is_older(name: str) -> bool:
+    """Whether a sprite name is one of the older gen7x drawings (`OLDER`)."""
+    return name.endswith(OLDER)
+
+
 def line_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU [N, M] of the dark pixels (`dark_pixels`: the drawing) of uint8 images a [N, H, W, 3] and b [M, ...]."""
-    da, db = (dark_pixels(x).reshape(len(x), -1).astype(np.float32) for x in (a, b))
+    return _mask_iou(dark_pixels(a), dark_pixels(b))
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU [N, M] of boolean masks a [N, H, W] and b [M, H, W]."""
+    da, db = (m.reshape(len(m), -1).astype(np.float32) for m in (a, b))
     inter = da @ db.T
     return inter / np.maximum(da.sum(1)[:, None] + db.sum(1)[None] - inter, 1.0)
 
@@ -148,7 +158,8 @@ def line_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def same_drawing_groups(images: np.ndarray, threshold: float = SAME_DRAWING_IOU) -> np.ndarray:
     """A group id [N] per uint8 sprite [N, H, W, 3]: sprites whose drawings overlap (`line_iou`, either one
     mirrored) >= threshold are in one group, and so, in chains, are their own such neighbours (union-find)."""
-    iou = np.maximum(line_iou(images, images), line_iou(images, images[:, :, ::-1]))
+    dark = dark_pixels(images)  # once: a mirror image's dark pixels are the mirrored dark pixels
+    iou = np.maximum(_mask_iou(dark, dark), _mask_iou(dark, dark[:, :, ::-1]))
     parent = np.arange(len(images))
 
     def root(i: int) -> int:
