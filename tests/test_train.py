@@ -11,9 +11,13 @@ import pytest
 import torch
 
 from diffusion_core.checkpoint import load_checkpoint
-from diffusion_core.models import MLPConfig
+from diffusion_core.checkpoint import save_checkpoint
+from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.models import MLPConfig, UNetConfig, build_model, model_config_to_dict
+from diffusion_core.pipeline import ModelInfo, SamplingDefaults, checkpoint_config
 from diffusion_core.train import train
 from diffusion_core.train_config import TrainConfig, load_train_config
+from diffusion_core.train_state import load_init
 
 TINY = dict(model={"type": "mlp", "hidden": 32, "num_layers": 2, "time_dim": 16}, steps=40, batch_size=128,
             warmup_steps=5, sample_every=1000, save_every=20)
@@ -129,6 +133,19 @@ def test_init_from_resumes_its_own_state_and_replaces_the_parents(tmp_path):
     wide = replace(config, model=MLPConfig(hidden=64, num_layers=2, time_dim=16))
     with pytest.raises(ValueError, match="differs"):
         train(wide, tmp_path / "d", "third", init_from=str(parent))
+
+
+def test_init_from_may_set_dropout_afresh_but_not_a_weight_shape(tmp_path):
+    unet = UNetConfig(in_channels=3, image_size=8, base_channels=8, channel_mults=(1, 2), groups=4, num_classes=4)
+    info = ModelInfo("pokemon", (3, 8, 8), ("red", "green", "blue", "white"), DiffusionConfig(T=50),
+                     SamplingDefaults("ddim", 5, 0.0, 2.0))
+    saved = build_model(unet).state_dict()
+    save_checkpoint(tmp_path, saved, checkpoint_config(unet, info))
+    got, _ = load_init(tmp_path, model_config_to_dict(replace(unet, dropout=0.1)))
+    assert got.keys() == saved.keys() and all(torch.equal(got[k], saved[k]) for k in saved)
+    build_model(replace(unet, dropout=0.1)).load_state_dict(got)  # the dropout model takes the weights as they are
+    with pytest.raises(ValueError, match="differs"):
+        load_init(tmp_path, model_config_to_dict(replace(unet, base_channels=16)))
 
 
 def test_a_second_fine_tuning_into_the_same_folder_is_a_new_run_not_the_first_resumed(tmp_path):
