@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .card import command_line, hardware_description, render_card
 from .checkpoint import CheckpointError, save_checkpoint
-from .device import default_device
+from .device import cpu_has_fast_bf16, default_device
 from .data import Dataset, load_dataset, random_hflip, to_uint8
 from .diffusion import denoising_loss, noisy_batch
 from .models import build_model, count_parameters, model_config_to_dict
@@ -110,6 +110,9 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     # cpu=True where there is no accelerator, so that `accelerate launch --multi_gpu` runs CPU processes over gloo
     acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum,
                       cpu=default_device().type == "cpu")
+    if mp == "bf16" and acc.device.type == "cpu" and cpu_has_fast_bf16() is False:
+        acc.print("warning: this CPU has no AVX512-BF16 or AMX, so bf16 autocast is emulated and slower than fp32: "
+                  'set "mixed_precision": "no" in the config for speed (the results differ a little)')
     set_seed(config.seed)
     model = build_model(config.model)
     ema = copy.deepcopy(model).requires_grad_(False)

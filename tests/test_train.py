@@ -12,6 +12,7 @@ import torch
 
 from diffusion_core.checkpoint import load_checkpoint
 from diffusion_core.checkpoint import save_checkpoint
+from diffusion_core.device import cpu_has_fast_bf16
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.models import MLPConfig, UNetConfig, build_model, model_config_to_dict
 from diffusion_core.pipeline import ModelInfo, SamplingDefaults, checkpoint_config
@@ -133,6 +134,17 @@ def test_init_from_resumes_its_own_state_and_replaces_the_parents(tmp_path):
     wide = replace(config, model=MLPConfig(hidden=64, num_layers=2, time_dim=16))
     with pytest.raises(ValueError, match="differs"):
         train(wide, tmp_path / "d", "third", init_from=str(parent))
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, capsys):
+    amd = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2 avx512f\n"
+    assert cpu_has_fast_bf16(amd) is False
+    assert cpu_has_fast_bf16(amd.replace("avx512f\n", "avx512f amx_bf16 amx_tile\n", 1)) is True
+    assert cpu_has_fast_bf16("no flags here") is None
+    config, _ = tiny_config(tmp_path, steps=3, mixed_precision="bf16")
+    train(config, tmp_path / "out", "command")
+    warned = "bf16 autocast is emulated" in capsys.readouterr().out
+    assert warned == (cpu_has_fast_bf16() is False and not torch.cuda.is_available())  # this machine's own flags
 
 
 def test_init_from_may_set_dropout_afresh_but_not_a_weight_shape(tmp_path):
