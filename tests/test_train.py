@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.checkpoint import load_checkpoint
-from diffusion_core.checkpoint import save_checkpoint
+from diffusion_core.checkpoint import load_checkpoint, save_checkpoint
 from diffusion_core.device import cpu_has_fast_bf16
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.models import MLPConfig, UNetConfig, build_model, model_config_to_dict
@@ -136,14 +135,17 @@ def test_init_from_resumes_its_own_state_and_replaces_the_parents(tmp_path):
         train(wide, tmp_path / "d", "third", init_from=str(parent))
 
 
-def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, capsys):
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path):
     amd = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2 avx512f\n"
     assert cpu_has_fast_bf16(amd) is False
     assert cpu_has_fast_bf16(amd.replace("avx512f\n", "avx512f amx_bf16 amx_tile\n", 1)) is True
     assert cpu_has_fast_bf16("no flags here") is None
-    config, _ = tiny_config(tmp_path, steps=3, mixed_precision="bf16")
-    train(config, tmp_path / "out", "command")
-    warned = "bf16 autocast is emulated" in capsys.readouterr().out
+    _, path = tiny_config(tmp_path, steps=3, mixed_precision="bf16")  # its own process: Accelerate's state is global
+    cmd = [sys.executable, "-m", "diffusion_core.train", "--dataset", "spiral", "--config", str(path), "--out",
+           str(tmp_path / "out"), "--threads", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert r.returncode == 0, r.stderr[-3000:]
+    warned = "bf16 autocast is emulated" in r.stdout + r.stderr
     assert warned == (cpu_has_fast_bf16() is False and not torch.cuda.is_available())  # this machine's own flags
 
 
