@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from diffusion_core.data import load_dataset, to_uint8
+from diffusion_core.hub import resolve_checkpoint
 from diffusion_core.evaluate import EVAL_SEED, pokemon_samples, suite
 from diffusion_core.metrics import COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines
 from diffusion_core.pipeline import Pipeline
@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    pipe = Pipeline.load(args.checkpoint)
+    ckpt = resolve_checkpoint(args.checkpoint)  # loaded once: the weights for sampling, the config for the data
+    pipe = Pipeline.from_checkpoint(ckpt)
     x, _ = pokemon_samples(pipe, args.num, EVAL_SEED, **suite(pipe)["ddim-50 default guidance"])  # the card's
     sprites = load_dataset("pokemon", older_drawings=True)
-    recorded = json.loads((Path(args.checkpoint) / "config.json").read_text())["training"]["config"]
+    recorded = ckpt.config["training"]["config"]
     choices = {k: recorded.get(k, 0) for k in ("max_per_family", "older_drawings", "max_per_drawing")}
     trained = load_dataset("pokemon", **choices)
     images, train = to_uint8(x), to_uint8(sprites.x)

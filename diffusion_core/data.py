@@ -215,7 +215,12 @@ def is_current(name: str, cache: Path | None = None) -> bool:
     if name != "pokemon":
         return True
     with np.load(path, allow_pickle=False) as z:
-        return "names" in z.files and any(is_older(str(n)) for n in z["names"])
+        return "names" in z.files and _holds_older([str(n) for n in z["names"]])
+
+
+def _holds_older(names: list[str] | tuple[str, ...]) -> bool:
+    """Whether a sprite cache's names include the older gen7x drawings (one written before they were read does not)."""
+    return any(is_older(n) for n in names)
 
 
 def fetch(name: str, cache: Path | None = None, fashion_dir: Path = FASHION_DIR) -> Path:
@@ -250,11 +255,10 @@ def _pick_drawings(x: torch.Tensor, labels: torch.Tensor, items: tuple[str, ...]
                    path: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """The gen8 sprites, with the older gen7x drawings too when `older`; a cache made before those were read says
     how to rebuild it."""
-    older_ones = np.array([is_older(n) for n in items], dtype=bool)
-    if older and not older_ones.any():
+    if older and not _holds_older(items):
         raise FileNotFoundError(f"{path} holds no older (gen7x) drawings: it was made by an earlier version; "
                                 f"rebuild it with: {fetch_command('pokemon')}")
-    keep = torch.from_numpy(np.flatnonzero(~older_ones) if not older else np.arange(len(items)))
+    keep = torch.tensor([i for i, n in enumerate(items) if older or not is_older(n)], dtype=torch.long)
     return x[keep], labels[keep], tuple(items[i] for i in keep.tolist())
 
 
