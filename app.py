@@ -28,7 +28,8 @@ PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.mi
 GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
 
 # The one place that says where each tab's model comes from: a Hub repo at a pinned revision (commit), else
-# the shipped copy in checkpoints/. None until the checkpoints are published: the shipped copies are used.
+# the shipped copy in checkpoints/. None until the checkpoints are published (docs/PUBLISHING.md): the shipped
+# copies are used. The README front matter's `models:` lists the same repos (tests/test_readme.py).
 HUB_REPOS: dict[str, tuple[str, str] | None] = {"spiral": None, "digits": None, "pokemon": None}
 CHECKPOINTS = {name: pg.CheckpointSpec(*(repo or (None, None)), fallback=ROOT / "checkpoints" / name)
                for name, repo in HUB_REPOS.items()}
