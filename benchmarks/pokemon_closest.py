@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 from diffusion_core.data import load_dataset, to_uint8
-from diffusion_core.hub import resolve_checkpoint
 from diffusion_core.evaluate import EVAL_SEED, pokemon_samples, suite
+from diffusion_core.hub import resolve_checkpoint
 from diffusion_core.metrics import COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines
 from diffusion_core.pipeline import Pipeline
 from diffusion_core.sprites import family
