@@ -14,8 +14,8 @@ import gradio as gr
 import plotly
 import torch
 
+from diffusion_core import lesson, viz
 from diffusion_core import playground as pg
-from diffusion_core import viz
 from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.guidance import describe_interval
@@ -44,8 +44,8 @@ LABELS = {"digits": [("all (one row per digit)", "all"), *DIGIT_CLASSES],
           "pokemon": [("all (one row per colour)", "all"), *COLOUR_CLASSES]}
 DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
             "pokemon": dict(num=9, label="blue", refresh=0.04)}
-EXAMPLES = {"the spiral (1,000 points)": None, "a digit": STATIC / "examples" / "digit.png",
-            "a Pokémon sprite": STATIC / "examples" / "pokemon.png"}
+EXAMPLES = {"the spiral (1,000 points)": (None, "spiral"), "a digit": (STATIC / "examples" / "digit.png", "digits"),
+            "a Pokémon sprite": (STATIC / "examples" / "pokemon.png", "pokemon")}  # x0 file, the tab whose model
 
 try:  # ZeroGPU Spaces: run the sampling handlers on the GPU; elsewhere nothing changes
     import spaces
@@ -156,13 +156,35 @@ def finish_run(rec: pg.Recording | None):
             gr.update(visible=True, value=str(viz.run_gif(rec, GIF_DIR))), gr.skip() if rec.finished else stopped)
 
 
-def forward(example: str, t: float):
-    """x_t of an example under the linear and cosine schedules at timestep t, with the numbers behind them."""
+def example_x0(example: str):
+    """The How it works tab's example x0 and the tab whose model takes it."""
     if example not in EXAMPLES:
         raise gr.Error(f"example must be one of {', '.join(EXAMPLES)}, got {example!r}")
+    path, tab = EXAMPLES[example]
+    return lesson.load_example(path), tab
+
+
+def forward(example: str, t: float):
+    """x_t of an example under the linear and cosine schedules at timestep t, with the numbers behind them."""
+    x0, _ = example_x0(example)
     with shown_in_page():
-        out = pg.forward_process(pg.load_example(EXAMPLES[example]), t)
+        out = lesson.forward_process(x0, t)
     return *(viz.forward_picture(x_t) for x_t, _ in out.values()), viz.schedule_table(out)
+
+
+@gpu
+def one_step(example: str, t: float):
+    """One call of the example's trained model at t: x_t, the noise, the model's guess of it, x0_pred, errors."""
+    x0, tab = example_x0(example)
+    with shown_in_page():
+        pipe = STORE.get(tab)
+        out = lesson.one_step(pipe, x0, t)
+    pictures = (viz.forward_picture(out.x_t), viz.noise_picture(out.eps), viz.noise_picture(out.eps_pred),
+                viz.forward_picture(out.x0_pred))
+    caption = (f"The {tab} model ({pipe.info.diffusion.schedule} schedule, t = {int(t)}): x0_pred is off by "
+               f"**{out.x0_error:.3f}** (RMS) where x_t was off by {out.x_t_error:.3f}; "
+               f"its guess of ε is off by {out.eps_error:.3f}.")
+    return *pictures, caption
 
 
 def schedule_plot(t: float):
@@ -177,6 +199,9 @@ SCATTER_CSS = (".live-scatter{position:relative;width:100%;min-height:430px}"
                ".live-canvas{position:absolute;left:0;top:0;pointer-events:none}")
 SCATTER_JS = (STATIC / "live_scatter.js").read_text() + "\nwindow.LiveScatter.mount(element, props, watch);"
 SAMPLING = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
+PICTURE = ["pixelated", "labelled"]  # how it works: sharp pixels, the label above the picture (playground.css)
+ONE_STEP_PICTURES = (("xt", "x_t (its schedule)"), ("eps", "ε (added)"), ("eps-pred", "ε_θ(x_t, t) (guessed)"),
+                     ("x0-pred", "x0_pred"))
 
 
 def controls(tab: str) -> list:
@@ -266,22 +291,31 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
 
 
 def how_tab(demo: gr.Blocks) -> None:
-    """How it works: the forward process on an example, and the linear vs cosine schedules."""
+    """How it works: the forward process on an example, the linear vs cosine schedules, and one call of the
+    example's trained model at the same t."""
     gr.Markdown((STATIC / "how_forward.md").read_text())
-    with gr.Row():
+    with gr.Row(elem_id="how-controls"):  # sticky (playground.css): it drives every picture below
         example = gr.Radio(list(EXAMPLES), value="a digit", label="Example x0")
         t = gr.Slider(0, 999, value=250, step=1, label="Timestep t", elem_id="how-t")
     with gr.Row():
-        pictures = [gr.Image(label=f"x_t, {k} schedule", format="png", elem_classes="pixelated", elem_id=f"how-{k}",
+        pictures = [gr.Image(label=f"x_t, {k} schedule", format="png", elem_classes=PICTURE, elem_id=f"how-{k}",
                              interactive=False) for k in ("linear", "cosine")]
     numbers = gr.Markdown(elem_id="how-numbers")
     plot = gr.Plot(show_label=False, elem_id="how-plot")
     gr.Markdown((STATIC / "how_reverse.md").read_text())
+    with gr.Row():
+        step_pictures = [gr.Image(label=label, format="png", elem_classes=PICTURE, elem_id=f"step-{key}",
+                                  interactive=False) for key, label in ONE_STEP_PICTURES]
+    step_numbers = gr.Markdown(elem_id="step-numbers")
     gr.on([example.change, t.input], forward, [example, t], [*pictures, numbers], api_name="forward",
+          trigger_mode="always_last", show_progress="hidden")
+    gr.on([example.change, t.input], one_step, [example, t], [*step_pictures, step_numbers], api_name="one_step",
           trigger_mode="always_last", show_progress="hidden")
     gr.on([t.change, demo.load], schedule_plot, t, plot, api_name="schedule_plot", trigger_mode="always_last",
           show_progress="hidden")
     demo.load(forward, [example, t], [*pictures, numbers], api_name="how_init", api_visibility="private")
+    demo.load(one_step, [example, t], [*step_pictures, step_numbers], api_name="one_step_init",
+              api_visibility="private")
 
 
 def build() -> gr.Blocks:

@@ -1,4 +1,5 @@
-"""What the playground's handlers adapt: model store, input checks, throttled live runs, replay, forward process.
+"""What the playground's handlers adapt: model store, input checks, throttled live runs and replay (the How it
+works tab's maths: lesson.py).
 
 Pure Python/torch/numpy/PIL: it never imports gradio (app.py turns these into page events).
 """
@@ -258,42 +259,3 @@ def replay_frame(rec: Recording | None, step) -> LiveFrame:
     else:
         outputs = (spiral_frame(i, rec.total, t, x_t, x0_pred, done=True),)
     return LiveFrame(i, outputs, step_caption(i, rec.total, t), rec)
-
-
-# ---------------------------------------------------------------- the forward process (How it works)
-
-def load_example(path: Path | None, n_points: int = 1000) -> torch.Tensor:
-    """An example x0: an image file as [1, C, H, W] in [-1, 1], or (path None) points [n, 2] on the spiral."""
-    from PIL import Image
-
-    from .data import from_uint8, make_spiral
-
-    if path is None:
-        return make_spiral(n_points, torch.Generator().manual_seed(0))
-    return from_uint8(np.array(Image.open(path).convert("RGB" if "pokemon" in Path(path).name else "L"))[None])
-
-
-def schedule_table(numbers: dict) -> str:
-    """Markdown table of alpha_bar_t, its square roots and the SNR per schedule ({kind: (x_t, numbers)})."""
-    rows = [f"| {kind} | {n['alpha_bar']:.4f} | {n['signal']:.3f} | {n['noise']:.3f} | {n['snr']:.3g} |"
-            for kind, (_, n) in numbers.items()]
-    return "\n".join(["| schedule | ᾱ_t | √ᾱ_t (signal kept) | √(1−ᾱ_t) (noise) | SNR = ᾱ_t / (1−ᾱ_t) |",
-                      "|---|---|---|---|---|", *rows])
-
-
-def forward_process(x0: torch.Tensor, t: int, kinds: tuple[str, ...] = ("linear", "cosine"), T: int = 1000,
-                    seed: int = 0) -> dict[str, tuple[torch.Tensor, dict[str, float]]]:
-    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps for each schedule, with the same eps (Ho et al. eq. 4)."""
-    from .diffusion import q_sample
-    from .schedules import make_schedule
-
-    t = check_number("t", t, 0, T - 1, integer=True)
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
-    out = {}
-    for kind in kinds:
-        s = make_schedule(kind, T)
-        x_t = q_sample(s, x0, torch.full((x0.shape[0],), t), eps)
-        ab = float(s.alpha_bar[t])
-        out[kind] = (x_t, {"alpha_bar": ab, "signal": math.sqrt(ab), "noise": math.sqrt(1 - ab),
-                           "snr": float(s.snr()[t])})
-    return out

@@ -164,6 +164,16 @@ def forward_picture(x) -> np.ndarray:
     return scatter_image(np.asarray(x), 280, 3.0, spiral_points())
 
 
+def noise_picture(eps) -> np.ndarray:
+    """Noise eps ~ N(0, I) as a picture like forward_picture's: an image mapped from [-3, 3] to grey levels, or
+    2-D vectors [N, 2] as points in [-3.5, 3.5]^2."""
+    from .data import to_uint8
+
+    if eps.ndim == 4:
+        return display_grid(to_uint8((eps / 3).clamp(-1, 1)), 1, 280)
+    return scatter_image(np.asarray(eps), 280, 3.5)
+
+
 # ---------------------------------------------------------------- tags of final samples
 
 def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str, bool | None]]:

@@ -200,6 +200,19 @@ def test_how_it_works_endpoints(client, url):
         client.predict("a cat", 10, api_name="/forward")
 
 
+def test_one_step_endpoint_shows_the_trained_model_denoising_the_example(client, url):
+    errors = {}
+    for t in (50, 900):
+        *pictures, caption = client.predict("a Pokémon sprite", t, api_name="/one_step")
+        assert len({png(p, url).size for p in pictures}) == 1 and f"t = {t}" in caption
+        errors[t] = float(caption.split("**")[1])  # x0_pred's RMS error
+    assert "pokemon model (cosine schedule" in caption and errors[50] < errors[900]
+    *_, caption = client.predict("the spiral (1,000 points)", 10, api_name="/one_step")
+    assert caption.startswith("The spiral model (linear schedule, t = 10)")
+    with pytest.raises(AppError, match="t must be between 0 and 999|greater than maximum"):
+        client.predict("a digit", 1000, api_name="/one_step")
+
+
 def test_a_missing_checkpoint_is_explained_and_the_other_tabs_still_work(client, tmp_path):
     import app
     from diffusion_core import playground as pg

@@ -1,5 +1,6 @@
-"""ZeroGPU Spaces: where the `spaces` package is importable, every sampling handler runs under spaces.GPU (and
-nothing else does); the page's events call the decorated handlers. A stand-in `spaces` records what it wraps."""
+"""ZeroGPU Spaces: where the `spaces` package is importable, every handler that runs a model (the sampling ones
+and How it works' one step) runs under spaces.GPU, and nothing else does; the page's events call the decorated
+handlers. A stand-in `spaces` records what it wraps."""
 import json
 import subprocess
 import sys
@@ -8,12 +9,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
-import json, sys, types
+import inspect, json, sys, types
 wrapped = []
 def GPU(fn):
     wrapped.append(fn.__name__)
     def on_gpu(*args, **kwargs):
-        yield from fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    if inspect.isgeneratorfunction(fn):
+        def on_gpu(*args, **kwargs):
+            yield from fn(*args, **kwargs)
     on_gpu.__name__, on_gpu.__wrapped__, on_gpu.on_gpu = fn.__name__, fn, True
     return on_gpu
 sys.modules["spaces"] = types.SimpleNamespace(GPU=GPU)
@@ -27,6 +31,6 @@ def test_sampling_handlers_run_under_spaces_gpu_when_spaces_is_importable():
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          check=True).stdout
     got = json.loads(out.strip().splitlines()[-1])
-    assert sorted(got["wrapped"]) == ["complete_sketch", "generate", "generate", "spiral"]
+    assert sorted(got["wrapped"]) == ["complete_sketch", "generate", "generate", "one_step", "spiral"]
     on_gpu = {name for name, flag in got["events"].items() if flag}
-    assert on_gpu == {"spiral", "digits", "pokemon", "digits_sketch"}, got
+    assert on_gpu == {"spiral", "digits", "pokemon", "digits_sketch", "one_step", "one_step_init"}, got

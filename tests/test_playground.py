@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from diffusion_core import lesson, viz
 from diffusion_core import playground as pg
-from diffusion_core import viz
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.models import MLPConfig, UNetConfig, build_model
@@ -150,11 +150,11 @@ def test_broken_sketches_are_refused(value, message):
 
 
 def test_forward_process_uses_the_same_noise_for_both_schedules():
-    x0 = pg.load_example(None, n_points=100)
-    out = pg.forward_process(x0, 0)
+    x0 = lesson.load_example(None, n_points=100)
+    out = lesson.forward_process(x0, 0)
     for kind, (x_t, numbers) in out.items():
         assert x_t.shape == (100, 2) and numbers["alpha_bar"] > 0.99 and numbers["snr"] > 100, kind
-    late = pg.forward_process(x0, 999)
+    late = lesson.forward_process(x0, 999)
     assert torch.allclose(late["linear"][0], late["cosine"][0], atol=0.02)  # both nearly pure (the same) noise
     assert "| linear |" in viz.schedule_table(out)
     figure = viz.schedule_figure({k: make_schedule(k, 50) for k in ("linear", "cosine")}, 10)

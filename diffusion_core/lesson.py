@@ -1,0 +1,82 @@
+"""What the How it works tab computes: the forward process on an example, and one call of a trained network.
+
+Pure Python/torch/numpy/PIL: it never imports gradio (app.py turns these into page events).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import from_uint8, make_spiral
+from .diffusion import q_sample, x0_and_eps
+from .pipeline import Pipeline
+from .playground import check_number
+from .schedules import make_schedule
+
+
+def load_example(path: Path | None, n_points: int = 1000) -> torch.Tensor:
+    """An example x0: an image file as [1, C, H, W] in [-1, 1], or (path None) points [n, 2] on the spiral."""
+    from PIL import Image
+
+    if path is None:
+        return make_spiral(n_points, torch.Generator().manual_seed(0))
+    return from_uint8(np.array(Image.open(path).convert("RGB" if "pokemon" in Path(path).name else "L"))[None])
+
+
+def example_noise(x0: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The eps both sections of the tab add to x0: the same for every schedule and model, so they compare."""
+    return torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def forward_process(x0: torch.Tensor, t: int, kinds: tuple[str, ...] = ("linear", "cosine"), T: int = 1000,
+                    seed: int = 0) -> dict[str, tuple[torch.Tensor, dict[str, float]]]:
+    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps for each schedule, with the same eps (Ho et al. eq. 4)."""
+    t = check_number("t", t, 0, T - 1, integer=True)
+    eps = example_noise(x0, seed)
+    out = {}
+    for kind in kinds:
+        s = make_schedule(kind, T)
+        x_t = q_sample(s, x0, torch.full((x0.shape[0],), t), eps)
+        ab = float(s.alpha_bar[t])
+        out[kind] = (x_t, {"alpha_bar": ab, "signal": math.sqrt(ab), "noise": math.sqrt(1 - ab),
+                           "snr": float(s.snr()[t])})
+    return out
+
+
+@dataclass(frozen=True)
+class OneStep:
+    """One call of a trained network on x_t = q_sample(x0, t, eps), and how far its guesses are off (RMS)."""
+
+    x_t: torch.Tensor
+    eps: torch.Tensor  # the noise that was added
+    eps_pred: torch.Tensor  # the network's guess of it
+    x0_pred: torch.Tensor  # the clean data that guess implies (Ho et al. 2020, eq. 15)
+    x0_error: float  # RMS(x0_pred - x0)
+    x_t_error: float  # RMS(x_t - x0): how far the input was
+    eps_error: float  # RMS(eps_pred - eps)
+
+
+def one_step(pipe: Pipeline, x0: torch.Tensor, t: int, seed: int = 0) -> OneStep:
+    """Noise x0 to step t of the model's own schedule with the tab's eps, and ask the network (no label: the null
+    class of a conditional model, i.e. g = 0) for eps and x0_pred, clipped to the data range as the samplers do."""
+    t = check_number("t", t, 0, pipe.schedule.T - 1, integer=True)
+    if tuple(x0.shape[1:]) != pipe.info.data_shape:
+        raise ValueError(f"the {pipe.info.dataset} model takes {pipe.info.data_shape}, got {tuple(x0.shape[1:])}")
+    s, eps = pipe.schedule, example_noise(x0, seed)
+    tt = torch.full((x0.shape[0],), t, device=pipe.device)
+    x_t = q_sample(s, x0.to(pipe.device), tt, eps.to(pipe.device))
+    null = pipe.labels_for(x0.shape[0], 0) if pipe.info.num_classes else None
+    output = pipe.eps_fn(null, 0.0)(x_t, tt)
+    x0_pred, eps_pred = x0_and_eps(s, x_t, tt, output, pipe.info.diffusion.prediction)
+    if pipe.info.diffusion.clip_x0:
+        x0_pred = x0_pred.clamp(-1, 1)
+    x_t, x0_pred, eps_pred = (v.float().cpu() for v in (x_t, x0_pred, eps_pred))
+
+    def rms(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a - b).pow(2).mean().sqrt())
+
+    return OneStep(x_t, eps, eps_pred, x0_pred, rms(x0_pred, x0), rms(x_t, x0), rms(eps_pred, eps))

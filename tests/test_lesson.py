@@ -1,0 +1,59 @@
+"""How it works: one call of a network, checked against the exact denoiser of Gaussian data, whose x0_pred is the
+posterior mean E[x0 | x_t] in closed form; and the forward process and the one step share their noise."""
+import pytest
+import torch
+from torch import nn
+
+from diffusion_core import lesson
+from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.pipeline import ModelInfo, Pipeline
+from tests.analytic import gaussian_eps_fn, gaussian_v_fn
+
+MU, STD = 0.3, 0.5
+
+
+class Exact(nn.Module):
+    """A 'network' that is the exact E[eps | x_t] (or E[v | x_t]) of x0 ~ N(MU, STD^2 I)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn, self.dummy = fn, nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_t, t, labels=None):
+        return self.fn(x_t, t)
+
+
+def exact_pipeline(prediction: str, schedule: str = "cosine") -> Pipeline:
+    diffusion = DiffusionConfig(schedule=schedule, prediction=prediction, clip_x0=False)
+    s = diffusion.make_schedule()
+    fn = {"eps": gaussian_eps_fn, "v": gaussian_v_fn}[prediction](s, MU, STD)
+    return Pipeline(Exact(fn), ModelInfo("spiral", (2,), diffusion=diffusion), device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("t", [0, 300, 999])
+def test_one_step_x0_pred_is_the_posterior_mean(prediction, t):
+    pipe = exact_pipeline(prediction)
+    x0 = MU + STD * torch.randn(4000, 2, generator=torch.Generator().manual_seed(1))
+    out = lesson.one_step(pipe, x0, t)
+    a, b = float(pipe.schedule.sqrt_alpha_bar[t]), float(pipe.schedule.sqrt_one_minus_alpha_bar[t])
+    posterior_mean = MU + a * STD**2 * (out.x_t.double() - a * MU) / (a**2 * STD**2 + b**2)
+    assert torch.allclose(out.x0_pred.double(), posterior_mean, atol=1e-3)  # eps at t = 999: float32 / 5e-5
+    assert torch.equal(out.eps, lesson.example_noise(x0))  # the forward section's eps
+    assert torch.allclose(out.x_t, a * x0 + b * out.eps, atol=1e-6)
+    # the RMS error of the posterior mean: sqrt(posterior variance) = STD b / sqrt(a^2 STD^2 + b^2)
+    assert out.x0_error == pytest.approx(STD * b / (a**2 * STD**2 + b**2) ** 0.5, rel=0.05, abs=1e-4)
+
+
+def test_at_the_last_step_x0_pred_is_the_average_of_the_data():
+    out = lesson.one_step(exact_pipeline("v"), torch.full((500, 2), 1.0), 999)
+    assert torch.allclose(out.x0_pred, torch.full_like(out.x0_pred, MU), atol=1e-3)  # x0 = 1 is forgotten
+    assert out.x0_error == pytest.approx(1.0 - MU, abs=1e-3) and out.eps_error < 1e-3
+
+
+def test_one_step_refuses_a_bad_t_or_shape():
+    pipe = exact_pipeline("eps", "linear")
+    with pytest.raises(ValueError, match="t must be between 0 and 999"):
+        lesson.one_step(pipe, torch.zeros(3, 2), 1000)
+    with pytest.raises(ValueError, match="takes"):
+        lesson.one_step(pipe, torch.zeros(1, 1, 28, 28), 10)
