@@ -40,8 +40,9 @@ if os.environ.get("PLAYGROUND_THREADS"):
 gr.set_static_paths([str(STATIC), str(PLOTLY_JS.parent)])
 
 SAMPLER_CHOICES = [("DDPM (ancestral, all T steps)", "ddpm"), ("DDIM", "ddim"), ("DPM-Solver++ (2M)", "dpm++")]
-LABELS = {"digits": [("all (one row per digit)", "all"), *DIGIT_CLASSES],
-          "pokemon": [("all (one row per colour)", "all"), *COLOUR_CLASSES]}
+CLASSES = {"digits": DIGIT_CLASSES, "pokemon": COLOUR_CLASSES}
+LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]] for tab, what in (("digits", "digit"),
+                                                                                      ("pokemon", "colour"))}
 DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
             "pokemon": dict(num=9, label="blue", refresh=0.04)}
 EXAMPLES = {"the spiral (1,000 points)": (None, "spiral"), "a digit": (STATIC / "examples" / "digit.png", "digits"),
@@ -172,17 +173,25 @@ def forward(example: str, t: float):
     return *(viz.forward_picture(x_t) for x_t, _ in out.values()), viz.schedule_table(out)
 
 
+def step_labels(example: str):
+    """The one step's label choices for the example's model: none, or one of its classes."""
+    classes = CLASSES.get(EXAMPLES[example][1], ()) if example in EXAMPLES else ()
+    return gr.update(choices=[lesson.NO_LABEL, *classes], value=lesson.NO_LABEL, interactive=bool(classes))
+
+
 @gpu
-def one_step(example: str, t: float):
-    """One call of the example's trained model at t: x_t, the noise, the model's guess of it, x0_pred, errors."""
+def one_step(example: str, t: float, label: str, guidance: float):
+    """One call of the example's trained model at t (without a label, or for one under guidance g): x_t, the noise,
+    the model's guess of it, x0_pred, errors."""
     x0, tab = example_x0(example)
     with shown_in_page():
         pipe = STORE.get(tab)
-        out = lesson.one_step(pipe, x0, t)
+        out = lesson.one_step(pipe, x0, t, label=label, guidance=guidance)
     pictures = (viz.forward_picture(out.x_t), viz.noise_picture(out.eps), viz.noise_picture(out.eps_pred),
                 viz.forward_picture(out.x0_pred))
-    caption = (f"The {tab} model ({pipe.info.diffusion.schedule} schedule, t = {int(t)}): x0_pred is off by "
-               f"**{out.x0_error:.3f}** (RMS) where x_t was off by {out.x_t_error:.3f}; "
+    asked = "no label" if label in (None, lesson.NO_LABEL) else f"label {label}, g = {guidance:g}"
+    caption = (f"The {tab} model ({pipe.info.diffusion.schedule} schedule, t = {int(t)}, {asked}): x0_pred is off "
+               f"by **{out.x0_error:.3f}** (RMS) where x_t was off by {out.x_t_error:.3f}; "
                f"its guess of ε is off by {out.eps_error:.3f}.")
     return *pictures, caption
 
@@ -304,18 +313,26 @@ def how_tab(demo: gr.Blocks) -> None:
     plot = gr.Plot(show_label=False, elem_id="how-plot")
     gr.Markdown((STATIC / "how_reverse.md").read_text())
     with gr.Row():
+        label = gr.Dropdown([lesson.NO_LABEL, *DIGIT_CLASSES], value=lesson.NO_LABEL, label="Label",
+                            info="none: the unconditional guess", elem_id="step-label",
+                            allow_custom_value=True)  # the choices follow the example; lesson.one_step checks
+        guidance = gr.Slider(0, 10, value=1, step=0.1, label="Guidance g (with a label)", elem_id="step-g",
+                             info="ε = ε_none + g (ε_label − ε_none)")
+    with gr.Row():
         step_pictures = [gr.Image(label=label, format="png", elem_classes=PICTURE, elem_id=f"step-{key}",
                                   interactive=False) for key, label in ONE_STEP_PICTURES]
     step_numbers = gr.Markdown(elem_id="step-numbers")
     gr.on([example.change, t.input], forward, [example, t], [*pictures, numbers], api_name="forward",
           trigger_mode="always_last", show_progress="hidden")
-    gr.on([example.change, t.input], one_step, [example, t], [*step_pictures, step_numbers], api_name="one_step",
+    step_in, step_out = [example, t, label, guidance], [*step_pictures, step_numbers]
+    example.change(step_labels, example, label, api_name="step_labels", show_progress="hidden").then(
+        one_step, step_in, step_out, api_name="one_step_new_example", api_visibility="private", show_progress="hidden")
+    gr.on([t.input, label.input, guidance.input], one_step, step_in, step_out, api_name="one_step",
           trigger_mode="always_last", show_progress="hidden")
     gr.on([t.change, demo.load], schedule_plot, t, plot, api_name="schedule_plot", trigger_mode="always_last",
           show_progress="hidden")
     demo.load(forward, [example, t], [*pictures, numbers], api_name="how_init", api_visibility="private")
-    demo.load(one_step, [example, t], [*step_pictures, step_numbers], api_name="one_step_init",
-              api_visibility="private")
+    demo.load(one_step, step_in, step_out, api_name="one_step_init", api_visibility="private")
 
 
 def build() -> gr.Blocks:

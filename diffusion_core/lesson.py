@@ -13,8 +13,8 @@ import torch
 
 from .data import from_uint8, make_spiral
 from .diffusion import q_sample, x0_and_eps
-from .pipeline import Pipeline
-from .playground import check_number
+from .pipeline import MAX_GUIDANCE, Pipeline
+from .playground import check_label, check_number
 from .schedules import make_schedule
 
 
@@ -47,6 +47,9 @@ def forward_process(x0: torch.Tensor, t: int, kinds: tuple[str, ...] = ("linear"
     return out
 
 
+NO_LABEL = "none"  # one_step's label for the null class: the unconditional prediction
+
+
 @dataclass(frozen=True)
 class OneStep:
     """One call of a trained network on x_t = q_sample(x0, t, eps), and how far its guesses are off (RMS)."""
@@ -60,17 +63,32 @@ class OneStep:
     eps_error: float  # RMS(eps_pred - eps)
 
 
-def one_step(pipe: Pipeline, x0: torch.Tensor, t: int, seed: int = 0) -> OneStep:
-    """Noise x0 to step t of the model's own schedule with the tab's eps, and ask the network (no label: the null
-    class of a conditional model, i.e. g = 0) for eps and x0_pred, clipped to the data range as the samplers do."""
+def step_labels(pipe: Pipeline, n: int, label: str | None, guidance: float) -> tuple[torch.Tensor | None, float]:
+    """(labels, g) for one call: no label (None or NO_LABEL) asks for the null class of a conditional model (g = 0);
+    a class name asks for it under guidance g (1: the conditional prediction alone)."""
+    if label is None or label == NO_LABEL or not pipe.info.num_classes:
+        if label not in (None, NO_LABEL):
+            raise ValueError(f"the {pipe.info.dataset} model takes no label, got {label!r}")
+        return (pipe.labels_for(n, 0) if pipe.info.num_classes else None), 0.0
+    index = check_label(label, pipe.info.class_names)
+    if index == "all":
+        raise ValueError("one step takes one label, not 'all'")
+    return pipe.labels_for(n, index), check_number("guidance", guidance, 0, MAX_GUIDANCE)
+
+
+def one_step(pipe: Pipeline, x0: torch.Tensor, t: int, seed: int = 0, label: str | None = None,
+             guidance: float = 1.0) -> OneStep:
+    """Noise x0 to step t of the model's own schedule with the tab's eps, and ask the network for eps and x0_pred
+    (clipped to the data range as the samplers do): without a label, or for `label` under guidance g,
+    eps = eps_null + g (eps_label - eps_null) (Ho & Salimans 2022, eq. 6)."""
     t = check_number("t", t, 0, pipe.schedule.T - 1, integer=True)
     if tuple(x0.shape[1:]) != pipe.info.data_shape:
         raise ValueError(f"the {pipe.info.dataset} model takes {pipe.info.data_shape}, got {tuple(x0.shape[1:])}")
+    labels, g = step_labels(pipe, x0.shape[0], label, guidance)
     s, eps = pipe.schedule, example_noise(x0, seed)
     tt = torch.full((x0.shape[0],), t, device=pipe.device)
     x_t = q_sample(s, x0.to(pipe.device), tt, eps.to(pipe.device))
-    null = pipe.labels_for(x0.shape[0], 0) if pipe.info.num_classes else None
-    output = pipe.eps_fn(null, 0.0)(x_t, tt)
+    output = pipe.eps_fn(labels, g)(x_t, tt)
     x0_pred, eps_pred = x0_and_eps(s, x_t, tt, output, pipe.info.diffusion.prediction)
     if pipe.info.diffusion.clip_x0:
         x0_pred = x0_pred.clamp(-1, 1)

@@ -203,14 +203,21 @@ def test_how_it_works_endpoints(client, url):
 def test_one_step_endpoint_shows_the_trained_model_denoising_the_example(client, url):
     errors = {}
     for t in (50, 900):
-        *pictures, caption = client.predict("a Pokémon sprite", t, api_name="/one_step")
-        assert len({png(p, url).size for p in pictures}) == 1 and f"t = {t}" in caption
+        *pictures, caption = client.predict("a Pokémon sprite", t, "none", 1, api_name="/one_step")
+        assert len({png(p, url).size for p in pictures}) == 1 and f"t = {t}, no label" in caption
         errors[t] = float(caption.split("**")[1])  # x0_pred's RMS error
     assert "pokemon model (cosine schedule" in caption and errors[50] < errors[900]
-    *_, caption = client.predict("the spiral (1,000 points)", 10, api_name="/one_step")
-    assert caption.startswith("The spiral model (linear schedule, t = 10)")
-    with pytest.raises(AppError, match="t must be between 0 and 999|greater than maximum"):
-        client.predict("a digit", 1000, api_name="/one_step")
+    *_, caption = client.predict("a Pokémon sprite", 900, "yellow", 3, api_name="/one_step")
+    assert "label yellow, g = 3" in caption and float(caption.split("**")[1]) != errors[900]
+    labels = client.predict("the spiral (1,000 points)", api_name="/step_labels")  # the spiral model takes none
+    *_, caption = client.predict("the spiral (1,000 points)", 10, "none", 1, api_name="/one_step")
+    assert caption.startswith("The spiral model (linear schedule, t = 10, no label)")
+    assert labels["choices"] == [["none", "none"]] and not labels["interactive"]
+    assert [c[0] for c in client.predict("a digit", api_name="/step_labels")["choices"]] == ["none", *"0123456789"]
+    for bad, message in ((("a digit", 1000, "none", 1), "t must be between 0 and 999|greater than maximum"),
+                         (("the spiral (1,000 points)", 10, "3", 1), "takes no label|not in the list of choices")):
+        with pytest.raises(AppError, match=message):
+            client.predict(*bad, api_name="/one_step")
 
 
 def test_a_missing_checkpoint_is_explained_and_the_other_tabs_still_work(client, tmp_path):

@@ -33,4 +33,5 @@ def test_sampling_handlers_run_under_spaces_gpu_when_spaces_is_importable():
     got = json.loads(out.strip().splitlines()[-1])
     assert sorted(got["wrapped"]) == ["complete_sketch", "generate", "generate", "one_step", "spiral"]
     on_gpu = {name for name, flag in got["events"].items() if flag}
-    assert on_gpu == {"spiral", "digits", "pokemon", "digits_sketch", "one_step", "one_step_init"}, got
+    assert on_gpu == {"spiral", "digits", "pokemon", "digits_sketch", "one_step", "one_step_init",
+                      "one_step_new_example"}, got

@@ -162,7 +162,11 @@ def test_how_it_works_moves_through_the_forward_process(page):
     page.wait_for_function(f"document.querySelector('#how-cosine img').src !== {before!r}", timeout=30_000)
     page.wait_for_function(f"document.querySelector('#step-x0-pred img').src !== {step_before!r}", timeout=30_000)
     assert "cosine" in (page.locator("#how-numbers").text_content() or "")
-    assert "The digits model (cosine schedule, t = 800)" in (page.locator("#step-numbers").text_content() or "")
+    assert "The digits model (cosine schedule, t = 800, no label)" in (page.locator("#step-numbers").text_content() or "")
+    page.locator("#step-label input").click()  # ask for the example's digit: the blur takes its shape
+    page.get_by_role("option", name="3", exact=True).click()
+    page.wait_for_function("document.querySelector('#step-numbers').textContent.includes('label 3, g = 1')",
+                           timeout=30_000)
     page.locator("#step-numbers").scroll_into_view_if_needed()  # the example and t stay in view (sticky)
     assert page.locator("#how-t").bounding_box()["y"] >= -1 and page.locator("#how-t").is_visible()
     page.evaluate("window.scrollTo(0, 0)")

@@ -51,6 +51,44 @@ def test_at_the_last_step_x0_pred_is_the_average_of_the_data():
     assert out.x0_error == pytest.approx(1.0 - MU, abs=1e-3) and out.eps_error < 1e-3
 
 
+class ExactPerLabel(nn.Module):
+    """The exact v-predictor of class k's data N(MEANS[k], STD^2 I); the null label (2) gets N(MEANS[2], ...)."""
+
+    def __init__(self, s):
+        super().__init__()
+        self.fns, self.dummy = [gaussian_v_fn(s, m, STD) for m in MEANS], nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_t, t, labels):
+        return torch.stack([self.fns[int(k)](x[None], tk[None])[0] for x, tk, k in zip(x_t, t, labels)])
+
+
+MEANS = (-0.6, 0.6, 0.1)
+
+
+@pytest.mark.parametrize("label, g, expected", [
+    (None, 1.0, MEANS[2]), ("none", 3.0, MEANS[2]), ("a", 1.0, MEANS[0]), ("b", 1.0, MEANS[1]),
+    ("b", 0.0, MEANS[2]), ("a", 2.0, MEANS[2] + 2 * (MEANS[0] - MEANS[2])),  # eps_null + g (eps_a - eps_null)
+])
+def test_one_step_with_a_label_follows_classifier_free_guidance(label, g, expected):
+    diffusion = DiffusionConfig(prediction="v", clip_x0=False)
+    pipe = Pipeline(ExactPerLabel(diffusion.make_schedule()), ModelInfo("spiral", (2,), ("a", "b"), diffusion),
+                    device=torch.device("cpu"))
+    out = lesson.one_step(pipe, torch.zeros(6, 2), 999, label=label, guidance=g)  # x_t is noise: x0_pred = the mean
+    assert torch.allclose(out.x0_pred, torch.full_like(out.x0_pred, expected), atol=1e-3)
+
+
+def test_one_step_refuses_a_bad_label():
+    pipe = exact_pipeline("eps")
+    with pytest.raises(ValueError, match="takes no label"):
+        lesson.one_step(pipe, torch.zeros(3, 2), 10, label="3")
+    labelled = Pipeline(Exact(lambda x_t, t: x_t), ModelInfo("spiral", (2,), ("a", "b")), device=torch.device("cpu"))
+    for bad, message in (("c", "label must be"), ("all", "one label")):
+        with pytest.raises(ValueError, match=message):
+            lesson.one_step(labelled, torch.zeros(3, 2), 10, label=bad)
+    with pytest.raises(ValueError, match="guidance must be between"):
+        lesson.one_step(labelled, torch.zeros(3, 2), 10, label="a", guidance=11)
+
+
 def test_one_step_refuses_a_bad_t_or_shape():
     pipe = exact_pipeline("eps", "linear")
     with pytest.raises(ValueError, match="t must be between 0 and 999"):
