@@ -27,8 +27,8 @@ LOGS=runs/gpu_logs
 rm -rf "$LOGS"; mkdir -p "$OUT" "$LOGS"
 test -f "$DIFFUSION_CORE_CACHE/pokemon.npz" || {
     echo "no $DIFFUSION_CORE_CACHE/pokemon.npz: copy ~/.cache/diffusion_core/pokemon.npz there first" >&2; exit 2; }
-{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"; $PY -c 'import torch; print(torch.__version__)'; } \
-    | tee "$LOGS/machine.txt"
+{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+  $PY -c 'import torch; print(torch.__version__)'; } | tee "$LOGS/machine.txt"
 
 # 1. calibrate all runs at once (they train at once)
 for run in "${RUNS[@]}"; do
@@ -39,7 +39,8 @@ done
 wait
 for run in "${RUNS[@]}"; do
     name=${run%%=*}
-    [ -s "$LOGS/calib_$name.json" ] || { echo "calibration of $name failed:" >&2; tail -20 "$LOGS/calib_$name.log" >&2; exit 1; }
+    [ -s "$LOGS/calib_$name.json" ] || {
+        echo "calibration of $name failed:" >&2; tail -20 "$LOGS/calib_$name.log" >&2; exit 1; }
 done
 
 # 2. train from scratch, --steps sized from the calibration (rounded down to a hundred)
