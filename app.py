@@ -14,7 +14,7 @@ import gradio as gr
 import plotly
 import torch
 
-from diffusion_core import lesson, viz
+from diffusion_core import lesson, lesson_viz, viz
 from diffusion_core import playground as pg
 from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
@@ -170,7 +170,7 @@ def forward(example: str, t: float):
     x0, _ = example_x0(example)
     with shown_in_page():
         out = lesson.forward_process(x0, t)
-    return *(viz.forward_picture(x_t) for x_t, _ in out.values()), viz.schedule_table(out)
+    return *(lesson_viz.forward_picture(x_t) for x_t, _ in out.values()), lesson_viz.schedule_table(out)
 
 
 def step_labels(example: str):
@@ -180,25 +180,30 @@ def step_labels(example: str):
 
 
 @gpu
-def one_step(example: str, t: float, label: str, guidance: float):
+def one_step(example: str, t: float, label: str, guidance: float, curve: tuple | None):
     """One call of the example's trained model at t (without a label, or for one under guidance g): x_t, the noise,
-    the model's guess of it, x0_pred, errors."""
+    the model's guess of it, x0_pred, their errors, and the errors at every t (computed once per example, label
+    and g, kept in the session's state: moving t only moves the marker)."""
     x0, tab = example_x0(example)
+    key = (example, label, guidance)
     with shown_in_page():
         pipe = STORE.get(tab)
         out = lesson.one_step(pipe, x0, t, label=label, guidance=guidance)
-    pictures = (viz.forward_picture(out.x_t), viz.noise_picture(out.eps), viz.noise_picture(out.eps_pred),
-                viz.forward_picture(out.x0_pred))
+        if curve is None or curve[0] != key:
+            curve = key, lesson.error_curve(pipe, x0, label=label, guidance=guidance)
+    pictures = (lesson_viz.forward_picture(out.x_t), lesson_viz.noise_picture(out.eps),
+                lesson_viz.noise_picture(out.eps_pred), lesson_viz.forward_picture(out.x0_pred))
     asked = "no label" if label in (None, lesson.NO_LABEL) else f"label {label}, g = {guidance:g}"
     caption = (f"The {tab} model ({pipe.info.diffusion.schedule} schedule, t = {int(t)}, {asked}): x0_pred is off "
                f"by **{out.x0_error:.3f}** (RMS) where x_t was off by {out.x_t_error:.3f}; "
                f"its guess of ε is off by {out.eps_error:.3f}.")
-    return *pictures, caption
+    figure = lesson_viz.error_figure(curve[1], int(t), f"How far the {tab} model is off at each t ({asked})")
+    return *pictures, caption, figure, curve
 
 
 def schedule_plot(t: float):
     """beta_t, alpha_bar_t and SNR of the linear and cosine schedules, with a marker at t."""
-    return viz.schedule_figure({k: make_schedule(k, 1000) for k in ("linear", "cosine")}, int(t))
+    return lesson_viz.schedule_figure({k: make_schedule(k, 1000) for k in ("linear", "cosine")}, int(t))
 
 
 # ---------------------------------------------------------------- layout
@@ -322,9 +327,10 @@ def how_tab(demo: gr.Blocks) -> None:
         step_pictures = [gr.Image(label=label, format="png", elem_classes=PICTURE, elem_id=f"step-{key}",
                                   interactive=False) for key, label in ONE_STEP_PICTURES]
     step_numbers = gr.Markdown(elem_id="step-numbers")
+    step_plot, curve = gr.Plot(show_label=False, elem_id="step-plot"), gr.State(None)
     gr.on([example.change, t.input], forward, [example, t], [*pictures, numbers], api_name="forward",
           trigger_mode="always_last", show_progress="hidden")
-    step_in, step_out = [example, t, label, guidance], [*step_pictures, step_numbers]
+    step_in, step_out = [example, t, label, guidance, curve], [*step_pictures, step_numbers, step_plot, curve]
     example.change(step_labels, example, label, api_name="step_labels", show_progress="hidden").then(
         one_step, step_in, step_out, api_name="one_step_new_example", api_visibility="private", show_progress="hidden")
     gr.on([t.input, label.input, guidance.input], one_step, step_in, step_out, api_name="one_step",

@@ -98,3 +98,12 @@ def one_step(pipe: Pipeline, x0: torch.Tensor, t: int, seed: int = 0, label: str
         return float((a - b).pow(2).mean().sqrt())
 
     return OneStep(x_t, eps, eps_pred, x0_pred, rms(x0_pred, x0), rms(x_t, x0), rms(eps_pred, eps))
+
+
+def error_curve(pipe: Pipeline, x0: torch.Tensor, num: int = 40, seed: int = 0, label: str | None = None,
+                guidance: float = 1.0) -> dict[str, np.ndarray]:
+    """one_step at `num` timesteps spread over 0..T-1: t, RMS(x_t - x0) and RMS(x0_pred - x0) at each."""
+    ts = np.linspace(0, pipe.schedule.T - 1, num).round().astype(int)
+    steps = [one_step(pipe, x0, int(t), seed, label, guidance) for t in ts]
+    return {"t": ts, "x_t_error": np.array([s.x_t_error for s in steps]),
+            "x0_error": np.array([s.x0_error for s in steps])}

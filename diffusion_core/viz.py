@@ -88,38 +88,6 @@ def save_gif(frames: list[np.ndarray], path, fps: float = 12.0, hold_last_s: flo
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
 
 
-def schedule_figure(schedules: dict, t: int | None = None):
-    """Plotly figure of beta_t, alpha_bar_t and SNR(t) (log scale) for each named Schedule, side by side."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    titles = ("β_t: noise added at step t", "ᾱ_t: signal kept in x_t", "SNR(t) = ᾱ_t / (1 − ᾱ_t)")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
-    colours = ("#1f77b4", "#d62728", "#2ca02c")
-    for (name, s), colour in zip(schedules.items(), colours):
-        steps = np.arange(s.T)
-        for col, y in enumerate((s.beta, s.alpha_bar, s.snr()), start=1):
-            fig.add_trace(go.Scatter(x=steps, y=y.cpu().numpy(), name=name, legendgroup=name, showlegend=col == 1,
-                                     line=dict(color=colour, width=2)), row=1, col=col)
-    fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_yaxes(type="linear", row=1, col=2)
-    fig.update_xaxes(title_text="t")
-    if t is not None:
-        for col in (1, 2, 3):
-            fig.add_vline(x=t, line=dict(color="grey", dash="dot"), row=1, col=col)
-    fig.update_layout(height=330, margin=dict(l=40, r=10, t=40, b=40), template="plotly_white",
-                      legend=dict(orientation="h", y=-0.25, x=0.5, xanchor="center"))
-    return fig
-
-
-def schedule_table(numbers: dict) -> str:
-    """Markdown table of alpha_bar_t, its square roots and the SNR per schedule ({kind: (x_t, numbers)})."""
-    rows = [f"| {kind} | {n['alpha_bar']:.4f} | {n['signal']:.3f} | {n['noise']:.3f} | {n['snr']:.3g} |"
-            for kind, (_, n) in numbers.items()]
-    return "\n".join(["| schedule | ᾱ_t | √ᾱ_t (signal kept) | √(1−ᾱ_t) (noise) | SNR = ᾱ_t / (1−ᾱ_t) |",
-                      "|---|---|---|---|---|", *rows])
-
-
 def display_grid(images: np.ndarray, per_row: int, width: int | None = None) -> np.ndarray:
     """uint8 images [N, H, W, C] tiled `per_row` wide on grey ([H, W] if grey); `width`: whole-factor upscale."""
     scale = 1 if width is None else max(1, width // (per_row * (images.shape[2] + 1) + 1))
@@ -153,25 +121,6 @@ def pair_picture(x_t: np.ndarray, x0_pred: np.ndarray, caption: str, per_row: in
         right = scatter_image(x0_pred, 280, 1.6, curve, color=(214, 39, 40))
     pair = side_by_side([with_title(left, "x_t (noisy sample)"), with_title(right, "x0_pred (model's guess)")])
     return with_title(pair, caption)
-
-
-def forward_picture(x) -> np.ndarray:
-    """A forward-process picture: one image [1, C, H, W] in [-1, 1] enlarged, or points [N, 2] on the spiral."""
-    from .data import to_uint8
-
-    if x.ndim == 4:
-        return display_grid(to_uint8(x), 1, 280)
-    return scatter_image(np.asarray(x), 280, 3.0, spiral_points())
-
-
-def noise_picture(eps) -> np.ndarray:
-    """Noise eps ~ N(0, I) as a picture like forward_picture's: an image mapped from [-3, 3] to grey levels, or
-    2-D vectors [N, 2] as points in [-3.5, 3.5]^2."""
-    from .data import to_uint8
-
-    if eps.ndim == 4:
-        return display_grid(to_uint8((eps / 3).clamp(-1, 1)), 1, 280)
-    return scatter_image(np.asarray(eps), 280, 3.5)
 
 
 # ---------------------------------------------------------------- tags of final samples

@@ -203,14 +203,15 @@ def test_how_it_works_endpoints(client, url):
 def test_one_step_endpoint_shows_the_trained_model_denoising_the_example(client, url):
     errors = {}
     for t in (50, 900):
-        *pictures, caption = client.predict("a Pokémon sprite", t, "none", 1, api_name="/one_step")
+        *pictures, caption, plot = client.predict("a Pokémon sprite", t, "none", 1, api_name="/one_step")
         assert len({png(p, url).size for p in pictures}) == 1 and f"t = {t}, no label" in caption
+        assert "How far the pokemon model is off at each t" in json.dumps(plot)
         errors[t] = float(caption.split("**")[1])  # x0_pred's RMS error
     assert "pokemon model (cosine schedule" in caption and errors[50] < errors[900]
-    *_, caption = client.predict("a Pokémon sprite", 900, "yellow", 3, api_name="/one_step")
+    *_, caption, _ = client.predict("a Pokémon sprite", 900, "yellow", 3, api_name="/one_step")
     assert "label yellow, g = 3" in caption and float(caption.split("**")[1]) != errors[900]
     labels = client.predict("the spiral (1,000 points)", api_name="/step_labels")  # the spiral model takes none
-    *_, caption = client.predict("the spiral (1,000 points)", 10, "none", 1, api_name="/one_step")
+    *_, caption, _ = client.predict("the spiral (1,000 points)", 10, "none", 1, api_name="/one_step")
     assert caption.startswith("The spiral model (linear schedule, t = 10, no label)")
     assert labels["choices"] == [["none", "none"]] and not labels["interactive"]
     assert [c[0] for c in client.predict("a digit", api_name="/step_labels")["choices"]] == ["none", *"0123456789"]

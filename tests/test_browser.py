@@ -167,6 +167,8 @@ def test_how_it_works_moves_through_the_forward_process(page):
     page.get_by_role("option", name="3", exact=True).click()
     page.wait_for_function("document.querySelector('#step-numbers').textContent.includes('label 3, g = 1')",
                            timeout=30_000)
+    page.wait_for_function("(document.querySelector('#step-plot .gtitle') || {}).textContent?.includes('label 3')",
+                           timeout=30_000)  # the error curve of the labelled guess
     page.locator("#step-numbers").scroll_into_view_if_needed()  # the example and t stay in view (sticky)
     assert page.locator("#how-t").bounding_box()["y"] >= -1 and page.locator("#how-t").is_visible()
     page.evaluate("window.scrollTo(0, 0)")

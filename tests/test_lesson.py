@@ -1,5 +1,6 @@
 """How it works: one call of a network, checked against the exact denoiser of Gaussian data, whose x0_pred is the
 posterior mean E[x0 | x_t] in closed form; and the forward process and the one step share their noise."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -43,6 +44,17 @@ def test_one_step_x0_pred_is_the_posterior_mean(prediction, t):
     assert torch.allclose(out.x_t, a * x0 + b * out.eps, atol=1e-6)
     # the RMS error of the posterior mean: sqrt(posterior variance) = STD b / sqrt(a^2 STD^2 + b^2)
     assert out.x0_error == pytest.approx(STD * b / (a**2 * STD**2 + b**2) ** 0.5, rel=0.05, abs=1e-4)
+
+
+def test_error_curve_is_the_posterior_spread_at_every_t():
+    pipe = exact_pipeline("v")
+    x0 = MU + STD * torch.randn(4000, 2, generator=torch.Generator().manual_seed(2))
+    curve = lesson.error_curve(pipe, x0, num=9)
+    assert curve["t"].tolist() == [0, 125, 250, 375, 500, 624, 749, 874, 999]
+    s = pipe.schedule
+    a, b = s.sqrt_alpha_bar[curve["t"]].numpy(), s.sqrt_one_minus_alpha_bar[curve["t"]].numpy()
+    np.testing.assert_allclose(curve["x0_error"], STD * b / np.sqrt(a**2 * STD**2 + b**2), rtol=0.05, atol=1e-4)
+    assert (curve["x0_error"] <= curve["x_t_error"]).all()  # the posterior mean beats the input at every t
 
 
 def test_at_the_last_step_x0_pred_is_the_average_of_the_data():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core import lesson, viz
+from diffusion_core import lesson, lesson_viz, viz
 from diffusion_core import playground as pg
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.diffusion import DiffusionConfig
@@ -156,8 +156,8 @@ def test_forward_process_uses_the_same_noise_for_both_schedules():
         assert x_t.shape == (100, 2) and numbers["alpha_bar"] > 0.99 and numbers["snr"] > 100, kind
     late = lesson.forward_process(x0, 999)
     assert torch.allclose(late["linear"][0], late["cosine"][0], atol=0.02)  # both nearly pure (the same) noise
-    assert "| linear |" in viz.schedule_table(out)
-    figure = viz.schedule_figure({k: make_schedule(k, 50) for k in ("linear", "cosine")}, 10)
+    assert "| linear |" in lesson_viz.schedule_table(out)
+    figure = lesson_viz.schedule_figure({k: make_schedule(k, 50) for k in ("linear", "cosine")}, 10)
     assert len(figure.data) == 6 and figure.data[2].y[10] > 0  # beta, alpha_bar, SNR for each schedule
 
 
