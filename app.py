@@ -304,9 +304,10 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
     demo.load(lambda: model_info(tab), None, [info, *inputs[:3 if tab == "spiral" else 4]], api_name=f"{tab}_info")
 
 
-def how_tab(demo: gr.Blocks) -> None:
+def how_tab(demo: gr.Blocks, tab: gr.Tab) -> None:
     """How it works: the forward process on an example, the linear vs cosine schedules, and one call of the
-    example's trained model at the same t."""
+    example's trained model at the same t (run when the tab is opened: no model work, and on ZeroGPU no GPU call,
+    for a visitor who never opens it)."""
     gr.Markdown((STATIC / "how_forward.md").read_text())
     with gr.Row(elem_id="how-controls"):  # sticky (playground.css): it drives every picture below
         example = gr.Radio(list(EXAMPLES), value="a digit", label="Example x0")
@@ -338,7 +339,8 @@ def how_tab(demo: gr.Blocks) -> None:
     gr.on([t.change, demo.load], schedule_plot, t, plot, api_name="schedule_plot", trigger_mode="always_last",
           show_progress="hidden")
     demo.load(forward, [example, t], [*pictures, numbers], api_name="how_init", api_visibility="private")
-    demo.load(one_step, step_in, step_out, api_name="one_step_init", api_visibility="private")
+    tab.select(one_step, step_in, step_out, api_name="one_step_init", api_visibility="private",
+               show_progress="hidden")
 
 
 def build() -> gr.Blocks:
@@ -349,8 +351,8 @@ def build() -> gr.Blocks:
             for tab, title in (("spiral", "Spiral"), ("digits", "Digits"), ("pokemon", "Pokémon")):
                 with gr.Tab(title, id=tab):
                     generation_tab(demo, tab)
-            with gr.Tab("How it works", id="how"):
-                how_tab(demo)
+            with gr.Tab("How it works", id="how") as how:
+                how_tab(demo, how)
     demo.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
     return demo
 
