@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
@@ -107,6 +108,9 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # Accelerate keeps one process-wide state and refuses a second Accelerator with other settings: a run after
+    # another in the same process (a notebook) starts it afresh; the process group (PartialState) stays.
+    AcceleratorState._reset_state(reset_partial_state=False)
     # cpu=True where there is no accelerator, so that `accelerate launch --multi_gpu` runs CPU processes over gloo
     acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=config.grad_accum,
                       cpu=default_device().type == "cpu")

@@ -93,6 +93,18 @@ def test_same_seed_same_weights_and_resume_equals_straight_run(tmp_path, lr_deca
     assert not all(torch.equal(straight[k], other[k]) for k in straight)
 
 
+def test_runs_one_after_another_in_one_process_with_other_precision_and_accumulation(tmp_path):
+    """A notebook: Accelerate's process-wide state would refuse the second run's settings; each run starts it
+    afresh, and a run repeated after a different one gives the same weights."""
+    outs = []
+    for i, (mp, accum) in enumerate([("no", 1), ("bf16", 2), ("no", 1)]):
+        config, _ = tiny_config(tmp_path, steps=4, mixed_precision=mp, grad_accum=accum)
+        outs.append(train(config, tmp_path / f"run{i}", "test"))
+    assert load_checkpoint(outs[1]).config["training"]["config"]["grad_accum"] == 2
+    first, last = weights(outs[0]), weights(outs[2])
+    assert all(torch.equal(first[k], last[k]) for k in first)
+
+
 def test_accelerate_launch_two_cpu_processes(tmp_path):
     _, path = tiny_config(tmp_path, steps=10)
     out = tmp_path / "ddp"
