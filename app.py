@@ -173,7 +173,7 @@ def forward(example: str, t: float):
     return *(lesson_viz.forward_picture(x_t) for x_t, _ in out.values()), lesson_viz.schedule_table(out)
 
 
-def step_labels(example: str):
+def label_choices(example: str):
     """The one step's label choices for the example's model: none, or one of its classes."""
     classes = CLASSES.get(EXAMPLES[example][1], ()) if example in EXAMPLES else ()
     return gr.update(choices=[lesson.NO_LABEL, *classes], value=lesson.NO_LABEL, interactive=bool(classes))
@@ -325,14 +325,14 @@ def how_tab(demo: gr.Blocks, tab: gr.Tab) -> None:
         guidance = gr.Slider(0, 10, value=1, step=0.1, label="Guidance g (with a label)", elem_id="step-g",
                              info="ε = ε_none + g (ε_label − ε_none)")
     with gr.Row():
-        step_pictures = [gr.Image(label=label, format="png", elem_classes=PICTURE, elem_id=f"step-{key}",
-                                  interactive=False) for key, label in ONE_STEP_PICTURES]
+        step_pictures = [gr.Image(label=title, format="png", elem_classes=PICTURE, elem_id=f"step-{key}",
+                                  interactive=False) for key, title in ONE_STEP_PICTURES]
     step_numbers = gr.Markdown(elem_id="step-numbers")
     step_plot, curve = gr.Plot(show_label=False, elem_id="step-plot"), gr.State(None)
     gr.on([example.change, t.input], forward, [example, t], [*pictures, numbers], api_name="forward",
           trigger_mode="always_last", show_progress="hidden")
     step_in, step_out = [example, t, label, guidance, curve], [*step_pictures, step_numbers, step_plot, curve]
-    example.change(step_labels, example, label, api_name="step_labels", show_progress="hidden").then(
+    example.change(label_choices, example, label, api_name="label_choices", show_progress="hidden").then(
         one_step, step_in, step_out, api_name="one_step_new_example", api_visibility="private", show_progress="hidden")
     gr.on([t.input, label.input, guidance.input], one_step, step_in, step_out, api_name="one_step",
           trigger_mode="always_last", show_progress="hidden")

@@ -210,11 +210,11 @@ def test_one_step_endpoint_shows_the_trained_model_denoising_the_example(client,
     assert "pokemon model (cosine schedule" in caption and errors[50] < errors[900]
     *_, caption, _ = client.predict("a Pokémon sprite", 900, "yellow", 3, api_name="/one_step")
     assert "label yellow, g = 3" in caption and float(caption.split("**")[1]) != errors[900]
-    labels = client.predict("the spiral (1,000 points)", api_name="/step_labels")  # the spiral model takes none
+    labels = client.predict("the spiral (1,000 points)", api_name="/label_choices")  # the spiral model takes none
     *_, caption, _ = client.predict("the spiral (1,000 points)", 10, "none", 1, api_name="/one_step")
     assert caption.startswith("The spiral model (linear schedule, t = 10, no label)")
     assert labels["choices"] == [["none", "none"]] and not labels["interactive"]
-    assert [c[0] for c in client.predict("a digit", api_name="/step_labels")["choices"]] == ["none", *"0123456789"]
+    assert [c[0] for c in client.predict("a digit", api_name="/label_choices")["choices"]] == ["none", *"0123456789"]
     for bad, message in ((("a digit", 1000, "none", 1), "t must be between 0 and 999|greater than maximum"),
                          (("the spiral (1,000 points)", 10, "3", 1), "takes no label|not in the list of choices")):
         with pytest.raises(AppError, match=message):
