@@ -192,7 +192,7 @@ def one_step(example: str, t: float, label: str, guidance: float, curve: tuple |
         if curve is None or curve[0] != key:
             curve = key, lesson.error_curve(pipe, x0, label=label, guidance=guidance)
     pictures = (lesson_viz.forward_picture(out.x_t), lesson_viz.noise_picture(out.eps),
-                lesson_viz.noise_picture(out.eps_pred), lesson_viz.forward_picture(out.x0_pred))
+                lesson_viz.noise_picture(out.eps_pred), lesson_viz.x0_pred_picture(out.x0_pred, out.x_t))
     asked = "no label" if label in (None, lesson.NO_LABEL) else f"label {label}, g = {guidance:g}"
     caption = (f"The {tab} model ({pipe.info.diffusion.schedule} schedule, t = {int(t)}, {asked}): x0_pred is off "
                f"by **{out.x0_error:.3f}** (RMS) where x_t was off by {out.x_t_error:.3f}; "

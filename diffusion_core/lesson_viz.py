@@ -47,6 +47,16 @@ def forward_picture(x) -> np.ndarray:
     return scatter_image(np.asarray(x), 280, 3.0, spiral_points())
 
 
+def x0_pred_picture(x0_pred, x_t, pulls: int = 250) -> np.ndarray:
+    """x0_pred like forward_picture; for points, in red over thin lines from `pulls` of the points x_t to their
+    x0_pred: where the network pulls each noisy point."""
+    if x0_pred.ndim == 4:
+        return forward_picture(x0_pred)
+    x0_pred, x_t = np.asarray(x0_pred), np.asarray(x_t)
+    every = max(1, len(x_t) // pulls)
+    return scatter_image(x0_pred[::every], 280, 3.0, spiral_points(), color=(214, 39, 40), segments=x_t[::every])
+
+
 def noise_picture(eps) -> np.ndarray:
     """Noise eps ~ N(0, I) as a picture like forward_picture's: an image mapped from [-3, 3] to grey levels, or
     2-D vectors [N, 2] as points in [-3.5, 3.5]^2."""

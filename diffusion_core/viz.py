@@ -43,15 +43,24 @@ def save_png(array: np.ndarray, path) -> None:
 
 # ---------------------------------------------------------------- playground pictures (app, GIFs)
 
+def to_pixels(points: np.ndarray, size: int, lim: float) -> np.ndarray:
+    """2D points [N, 2] in [-lim, lim]^2 as (x, y) pixel coordinates of a size × size picture, y up."""
+    return (np.asarray(points, dtype=np.float64) * [1, -1] + lim) / (2 * lim) * size
+
+
 def scatter_image(points: np.ndarray, size: int = 300, lim: float = 1.5, curve: np.ndarray | None = None,
-                  color: tuple[int, int, int] = (31, 119, 180)) -> np.ndarray:
-    """Fast scatter of 2D points [N, 2] in [-lim, lim]^2 as 3×3-pixel dots (numpy, for GIF frames)."""
+                  color: tuple[int, int, int] = (31, 119, 180), segments: np.ndarray | None = None) -> np.ndarray:
+    """Fast scatter of 2D points [N, 2] in [-lim, lim]^2 as 3×3-pixel dots (numpy, for GIF frames), over the
+    faint `curve` and thin lines from `segments` [N, 2] to their points."""
     img = Image.new("RGB", (size, size), "white")
     if curve is not None:
-        to_px = (np.asarray(curve) * [1, -1] + lim) / (2 * lim) * size
-        ImageDraw.Draw(img).line([tuple(q) for q in to_px], fill=(215, 215, 215), width=3)
+        ImageDraw.Draw(img).line([tuple(q) for q in to_pixels(curve, size, lim)], fill=(215, 215, 215), width=3)
+    if segments is not None:
+        draw = ImageDraw.Draw(img)
+        for a, b in zip(to_pixels(segments, size, lim), to_pixels(points, size, lim)):
+            draw.line([tuple(a), tuple(b)], fill=(240, 170, 170), width=1)
     out = np.array(img)
-    px = np.round((np.asarray(points, dtype=np.float64) * [1, -1] + lim) / (2 * lim) * size).astype(np.int64)
+    px = np.round(to_pixels(points, size, lim)).astype(np.int64)
     px = px[((px >= 1) & (px < size - 1)).all(1)]
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_core import lesson
+from diffusion_core import lesson, lesson_viz
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.pipeline import ModelInfo, Pipeline
 from tests.analytic import gaussian_eps_fn, gaussian_v_fn
@@ -107,3 +107,11 @@ def test_one_step_refuses_a_bad_t_or_shape():
         lesson.one_step(pipe, torch.zeros(3, 2), 1000)
     with pytest.raises(ValueError, match="takes"):
         lesson.one_step(pipe, torch.zeros(1, 1, 28, 28), 10)
+
+
+def test_x0_pred_picture_draws_where_the_network_pulls_each_point():
+    pic = lesson_viz.x0_pred_picture(torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]]))
+    assert pic.shape == (280, 280, 3) and tuple(pic[140, 140]) == (214, 39, 40)  # x0_pred, in red, at the centre
+    assert tuple(pic[140, 187]) == (240, 170, 170)  # half way along the line to x_t = (2, 0)
+    image = torch.rand(1, 1, 28, 28) * 2 - 1
+    np.testing.assert_array_equal(lesson_viz.x0_pred_picture(image, image), lesson_viz.forward_picture(image))
