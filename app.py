@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import plotly
 import torch
+from PIL import Image
 
-from diffusion_core import lesson, lesson_viz, viz
+from diffusion_core import lesson, lesson_viz, sketch, viz
 from diffusion_core import playground as pg
 from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
@@ -129,15 +131,21 @@ def make_generate(tab: str):
 HANDLERS = {"spiral": spiral, "digits": make_generate("digits"), "pokemon": make_generate("pokemon")}
 
 
-@gpu
-def complete_sketch(drawing, t_start: float, sampler: str, steps: float, eta: float, guidance: float,
-                    label: str, seed: float, samples: float, refresh_s: float, progress=gr.Progress()):
-    """SDEdit on the Digits tab: noise the drawing to step t_start, then denoise it with the digits model."""
-    with shown_in_page():
-        pipe = STORE.get("digits")
-        s = pg.check_settings(pipe, "digits", sampler, steps, eta, guidance, label, seed, samples, refresh_s,
-                              t_start)
-        yield from to_page(pg.image_stream(pipe, s, viz.sketch_to_x0(drawing)), progress)
+SKETCH_TO_X0 = {"digits": sketch.sketch_to_x0, "pokemon": sketch.sketch_to_sprite}  # a drawing as the tab's x0
+
+
+def make_complete(tab: str):
+    """SDEdit on the Digits / Pokémon tab: noise the drawing (or uploaded sprite) to step t_start, then denoise it
+    with the tab's model, guided to the label."""
+    @gpu
+    def complete_sketch(drawing, t_start: float, sampler: str, steps: float, eta: float, guidance: float,
+                        label: str, seed: float, samples: float, refresh_s: float, progress=gr.Progress()):
+        with shown_in_page():
+            pipe = STORE.get(tab)
+            s = pg.check_settings(pipe, tab, sampler, steps, eta, guidance, label, seed, samples, refresh_s,
+                                  t_start)
+            yield from to_page(pg.image_stream(pipe, s, SKETCH_TO_X0[tab](drawing)), progress)
+    return complete_sketch
 
 
 def replay(step: float, rec: pg.Recording | None):
@@ -257,16 +265,38 @@ def live_outputs(tab: str) -> list:
                 gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
 
 
-def sketch_section() -> tuple:
-    """Digits: a sketchpad, the noise level to start from, and the button that completes the drawing (SDEdit)."""
-    with gr.Accordion("✏️ Draw a digit and let the model finish it", open=False):
-        gr.Markdown("Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and "
-                    "denoises it from there: a small t keeps your strokes, a large t only their rough shape.")
-        pad = gr.Sketchpad(label="Draw a digit", canvas_size=(280, 280), image_mode="RGBA", type="numpy",
-                           brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"),
-                           layers=False, elem_id="digits-sketch")
-        t_start = gr.Slider(1, 999, value=600, step=1, label="Noise level t to start from", elem_id="digits-t-start")
-        go = gr.Button("Complete my drawing", variant="primary")
+EXAMPLE_SPRITE = np.kron(np.asarray(Image.open(STATIC / "examples" / "pokemon.png").convert("RGB")),
+                         np.ones((4, 4, 1), np.uint8))  # 4 x 4 pixels each, so the editor shows it crisp
+SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, button, default t_start)
+    "digits": ("✏️ Draw a digit and let the model finish it",
+               "Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and denoises it "
+               "from there: a small t keeps your strokes, a large t only their rough shape.",
+               gr.Sketchpad, dict(label="Draw a digit", canvas_size=(280, 280),
+                                  brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
+               "Complete my drawing", 600),
+    "pokemon": ("✏️ Recolour a sprite, or draw one",
+                "A sprite is loaded: pick a colour on the left (or **all** for one row per colour) and press "
+                "**Recolour**. SDEdit noises the picture to step **t** and denoises it, guided to the colour: a "
+                "small t keeps it as it is, a large t keeps only its rough shape. Upload your own sprite (on a "
+                "transparent or white background; pixel art enlarged k times is read back at its own size) or "
+                "draw one with the brush.",
+                gr.ImageEditor, dict(label="Sprite to start from", sources=["upload", "clipboard"],
+                                     value={"background": EXAMPLE_SPRITE, "layers": [], "composite": None},
+                                     brush=gr.Brush(default_size=12, color_mode="defaults")),
+                "Recolour", 700),
+}
+
+
+def sketch_section(tab: str) -> tuple:
+    """A drawing (or uploaded picture), the noise level to start from, and the button that completes it (SDEdit)."""
+    title, text, editor, settings, button, t_default = SKETCHES[tab]
+    with gr.Accordion(title, open=False):
+        gr.Markdown(text)
+        pad = editor(image_mode="RGBA", type="numpy", layers=False, format="png", elem_id=f"{tab}-sketch",
+                     **settings)  # png: the default webp is lossy and would blur pixel art
+        t_start = gr.Slider(1, 999, value=t_default, step=1, label="Noise level t to start from",
+                            elem_id=f"{tab}-t-start")
+        go = gr.Button(button, variant="primary")
     return pad, t_start, go
 
 
@@ -278,7 +308,7 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             inputs = controls(tab)
             with gr.Row():
                 go, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop", variant="stop")
-            sketch = sketch_section() if tab == "digits" else None
+            drawing = sketch_section(tab) if tab in SKETCHES else None
         with gr.Column(scale=5):
             live = live_outputs(tab)
             status = gr.Markdown("Press **Generate** to start from pure noise.", elem_id=f"{tab}-status")
@@ -291,11 +321,11 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
     state = gr.State(None, time_to_live=1800)
     outputs = [*live, *final, status, state]
     runs = {tab: go.click(HANDLERS[tab], inputs, outputs, api_name=tab, show_progress_on=[status], **SAMPLING)}
-    if sketch:
-        runs["digits_sketch"] = sketch[2].click(complete_sketch, [*sketch[:2], *inputs], outputs,
-                                                api_name="digits_sketch", show_progress_on=[status], **SAMPLING)
+    if drawing:
+        runs[f"{tab}_sketch"] = drawing[2].click(make_complete(tab), [*drawing[:2], *inputs], outputs,
+                                                api_name=f"{tab}_sketch", show_progress_on=[status], **SAMPLING)
     stop.click(None, None, None, cancels=list(runs.values()), api_name=f"{tab}_stop", api_visibility="private")
-    gr.on([go.click, *([sketch[2].click] if sketch else [])], lambda: (gr.update(visible=False),) * 2, None,
+    gr.on([go.click, *([drawing[2].click] if drawing else [])], lambda: (gr.update(visible=False),) * 2, None,
           [replay_step, gif], queue=False, api_name=f"{tab}_new_run", api_visibility="private")
     for name, event in runs.items():  # also after Stop: replay and GIF of the steps so far
         event.then(finish_run, state, [replay_step, gif, status], api_name=f"{name}_gif", show_progress="hidden")

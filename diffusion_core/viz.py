@@ -1,4 +1,4 @@
-"""Pictures: image grids, point clouds, titled side-by-side frames, GIFs, schedule plots; drawings to digits."""
+"""Pictures: image grids, point clouds, titled side-by-side frames, GIFs, tagged final samples, replay frames."""
 from __future__ import annotations
 
 import base64
@@ -162,50 +162,6 @@ def tag_summary(pipe, tags: list[tuple[str, bool | None]]) -> str:
         return ""
     what = "LeNet reads the asked digit" if pipe.info.dataset == "digits" else "the colour class is the asked one"
     return f" · {what} in {sum(hits)} of {len(hits)} samples"
-
-
-# ---------------------------------------------------------------- drawings (SDEdit on the Digits tab)
-
-def sketch_ink(value) -> np.ndarray:
-    """Ink in [0, 1] (float [H, W]) of a sketch (dict with 'composite', or an image array): dark or opaque strokes."""
-    image = value.get("composite") if isinstance(value, dict) else value
-    if image is None:
-        raise ValueError("draw a digit on the sketchpad first")
-    try:
-        a = np.asarray(image, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"the sketch is not an image: got {type(image).__name__}") from None
-    if a.size > 2**24:
-        raise ValueError(f"the sketch is too large: {a.shape} (at most 16 M values)")
-    if a.ndim == 3 and a.shape[-1] in (1, 2, 3, 4) and a.shape[0] > 3 and a.shape[1] > 3:
-        alpha = a[..., -1] / 255 if a.shape[-1] in (2, 4) else 1.0
-        grey = a[..., :3].mean(-1) if a.shape[-1] >= 3 else a[..., 0]
-        return np.clip(alpha * (1 - grey / 255), 0, 1)
-    if a.ndim == 2 and min(a.shape) > 3:
-        return np.clip(1 - a / 255, 0, 1)
-    raise ValueError(f"the sketch must be an image [H, W] or [H, W, C], got an array of shape {a.shape}")
-
-
-def sketch_to_x0(value, size: int = 28, box: int = 20):
-    """A drawing as an MNIST-style digit [1, size, size] in [-1, 1]: cropped, fit in `box` px, centred by mass."""
-    ink = sketch_ink(value)
-    ys, xs = np.nonzero(ink > 0.1)
-    if len(ys) < 5:
-        raise ValueError("the sketch is empty: draw a digit first (white strokes on black work too if inverted)")
-    crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    scale = box / max(crop.shape)
-    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((w, h), Image.LANCZOS)) / 255.0
-    yy, xx = np.indices(small.shape)
-    mass = max(small.sum(), 1e-9)
-    cy, cx = (yy * small).sum() / mass, (xx * small).sum() / mass
-    top = int(np.clip(round(size / 2 - cy), 0, size - h))
-    left = int(np.clip(round(size / 2 - cx), 0, size - w))
-    out = np.zeros((size, size))
-    out[top:top + h, left:left + w] = small
-    import torch
-
-    return torch.from_numpy(out * 2 - 1).float()[None]
 
 
 # ---------------------------------------------------------------- replay and GIF of a run

@@ -137,6 +137,18 @@ def sketch_file(tmp_path: Path, blank: bool = False) -> dict:
     return {"background": None, "layers": [], "composite": handle_file(str(path)), "id": None}
 
 
+def test_pokemon_sprite_is_recoloured_and_an_empty_picture_is_refused(client, url, tmp_path):
+    args = ("ddim", 3, 0.0, 3.0, "all", 0, 1, 0.02)
+    sprite = {"background": None, "layers": [], "composite": handle_file(str(ROOT / "static/examples/pokemon.png")),
+              "id": None}
+    *_, final, status = client.predict(sprite, 650, *args, api_name="/pokemon_sketch")
+    assert "Done in" in status and "step 3/3" in status and png(final, url).size[0] > 0
+    blank = tmp_path / "white.png"
+    Image.new("RGB", (64, 64), "white").save(blank)
+    with pytest.raises(AppError, match="picture is empty"):
+        client.predict({**sprite, "composite": handle_file(str(blank))}, 650, *args, api_name="/pokemon_sketch")
+
+
 def test_digits_sketch_is_completed_and_a_broken_sketch_is_refused(client, tmp_path):
     args = ("ddim", 3, 0.0, 1.0, "7", 0, 2, 0.02)
     *_, status = client.predict(sketch_file(tmp_path), 300, *args, api_name="/digits_sketch")

@@ -150,6 +150,18 @@ def test_digits_sketch_is_completed(page):
     shoot(page, "digits_sketch")
 
 
+def test_pokemon_example_sprite_is_recoloured(page):
+    page.get_by_role("tab", name="Pokémon").click()
+    page.get_by_text("Recolour a sprite, or draw one").click()
+    page.locator("#pokemon-sketch canvas").last.wait_for(state="visible", timeout=30_000)
+    set_number(page, "pokemon-t-start", 700)
+    start_run(page, "pokemon", "Recolour")  # the loaded example sprite, as it is
+    page.wait_for_function("document.querySelector('#pokemon-status').textContent.includes('Done in')",
+                           timeout=120_000)
+    assert "colour class" in page.locator("#pokemon-status").text_content()
+    shoot(page, "app_pokemon_recolour", docs=True)
+
+
 def test_how_it_works_moves_through_the_forward_process(page):
     page.get_by_role("tab", name="How it works").click()
     img = page.locator("#how-cosine img")

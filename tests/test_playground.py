@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import base64
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from diffusion_core import lesson, lesson_viz, viz
+from diffusion_core import lesson, lesson_viz, sketch, viz
 from diffusion_core import playground as pg
-from diffusion_core.data import DIGIT_CLASSES
+from diffusion_core.data import DIGIT_CLASSES, to_uint8
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.models import MLPConfig, UNetConfig, build_model
 from diffusion_core.pipeline import ModelInfo, Pipeline, SamplingDefaults
@@ -122,8 +123,6 @@ def test_streams_end_with_a_done_frame_status_and_tags(spiral_pipe, digits_pipe)
 
 def draw(strokes: list[tuple[int, int, int, int]], size: int = 280, rgba: bool = True) -> np.ndarray:
     """A sketchpad-like image: black strokes on transparent (RGBA) or on white (RGB)."""
-    from PIL import ImageDraw
-
     img = Image.new("RGBA" if rgba else "RGB", (size, size), (255, 255, 255, 0) if rgba else "white")
     for line in strokes:
         ImageDraw.Draw(img).line(line, fill="black", width=20)
@@ -132,7 +131,7 @@ def draw(strokes: list[tuple[int, int, int, int]], size: int = 280, rgba: bool =
 
 @pytest.mark.parametrize("rgba", [True, False])
 def test_sketch_becomes_a_centred_mnist_style_digit(rgba):
-    x0 = viz.sketch_to_x0({"composite": draw([(30, 20, 60, 250)], rgba=rgba)})  # a "1" near the left edge
+    x0 = sketch.sketch_to_x0({"composite": draw([(30, 20, 60, 250)], rgba=rgba)})  # a "1" near the left edge
     assert x0.shape == (1, 28, 28) and x0.min() >= -1 and x0.max() <= 1
     ink = (x0[0] + 1) / 2
     cy, cx = [(torch.arange(28.0) * ink.sum(d)).sum() / ink.sum() for d in (1, 0)]
@@ -146,7 +145,52 @@ def test_sketch_becomes_a_centred_mnist_style_digit(rgba):
 ])
 def test_broken_sketches_are_refused(value, message):
     with pytest.raises(ValueError, match=message):
-        viz.sketch_to_x0(value)
+        sketch.sketch_to_x0(value)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sprite_example() -> np.ndarray:
+    return np.asarray(Image.open(ROOT / "static" / "examples" / "pokemon.png").convert("RGB"))
+
+
+@pytest.mark.parametrize("enlarge", [1, 4])
+def test_an_uploaded_sprite_is_read_back_pixel_for_pixel(enlarge):
+    rgb = sprite_example()  # on white; a transparent background is read the same
+    rgba = np.concatenate([rgb, np.where(rgb.min(-1, keepdims=True) > 245, 0, 255).astype(np.uint8)], -1)
+    for picture in (rgb, rgba):
+        big = np.kron(picture, np.ones((enlarge, enlarge, 1), np.uint8))  # pixel art shown k times larger
+        x0 = sketch.sketch_to_sprite({"composite": big})
+        assert x0.shape == (3, 48, 48)
+        np.testing.assert_array_equal(to_uint8(x0[None])[0], rgb)
+
+
+def test_a_grey_picture_with_or_without_alpha_becomes_a_grey_sprite():
+    grey = sprite_example().mean(-1).astype(np.uint8)
+    la = np.stack([grey, np.where(grey > 245, 0, 255).astype(np.uint8)], -1)
+    for picture in (grey, la):
+        u = to_uint8(sketch.sketch_to_sprite(picture)[None])[0]
+        np.testing.assert_array_equal(u, np.repeat(grey[..., None], 3, -1))
+
+
+def test_a_large_drawing_is_shrunk_to_fit_and_centred_on_white():
+    img = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(img).rectangle((20, 50, 279, 149), fill=(200, 30, 40, 255))  # 260 x 100, off-centre
+    u = to_uint8(sketch.sketch_to_sprite(np.asarray(img))[None])[0]
+    red = (u[..., 0] > 150) & (u[..., 1] < 80)
+    ys, xs = np.nonzero(red)
+    assert xs.max() - xs.min() + 1 == 46 and abs((ys.min() + ys.max()) / 2 - 23.5) <= 1  # fits 46 px, centred
+    assert (u[~red] == 255).all(-1).mean() > 0.95  # white around it
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "draw or upload a sprite"), ({"composite": np.full((50, 50, 3), 255)}, "empty"),
+    ("not an image", "not an image"), (np.zeros((5, 5, 7)), "must be an image"),
+])
+def test_broken_sprite_pictures_are_refused(value, message):
+    with pytest.raises(ValueError, match=message):
+        sketch.sketch_to_sprite(value)
 
 
 def test_forward_process_uses_the_same_noise_for_both_schedules():
