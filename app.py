@@ -265,8 +265,7 @@ def live_outputs(tab: str) -> list:
                 gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
 
 
-EXAMPLE_SPRITE = np.kron(np.asarray(Image.open(STATIC / "examples" / "pokemon.png").convert("RGB")),
-                         np.ones((4, 4, 1), np.uint8))  # 4 x 4 pixels each, so the editor shows it crisp
+EXAMPLE_SPRITE = sketch.enlarged(np.asarray(Image.open(STATIC / "examples" / "pokemon.png").convert("RGB")), 4)
 SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, button, default t_start)
     "digits": ("✏️ Draw a digit and let the model finish it",
                "Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and denoises it "
@@ -275,7 +274,7 @@ SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, butto
                                   brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
                "Complete my drawing", 600),
     "pokemon": ("✏️ Recolour a sprite, or draw one",
-                "A sprite is loaded: pick a colour on the left (or **all** for one row per colour) and press "
+                "A sprite is loaded: pick a colour in **Label** above (or **all** for one row per colour), press "
                 "**Recolour**. SDEdit noises the picture to step **t** and denoises it, guided to the colour: a "
                 "small t keeps it as it is, a large t keeps only its rough shape. Upload your own sprite (on a "
                 "transparent or white background; pixel art enlarged k times is read back at its own size) or "

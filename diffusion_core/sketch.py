@@ -72,12 +72,16 @@ def sketch_rgba(value) -> np.ndarray:
     return rgba
 
 
+def enlarged(pixels: np.ndarray, k: int) -> np.ndarray:
+    """Pixel art [H, W, C] shown k times larger: each pixel a k x k block (so an editor shows it crisp)."""
+    return np.repeat(np.repeat(pixels, k, 0), k, 1)
+
+
 def unenlarged(pixels: np.ndarray, most: int = 8) -> np.ndarray:
     """Pixel art enlarged k times (k x k blocks of one colour, k <= most) at its own size; anything else as it is."""
     for k in range(most, 1, -1):
         small = pixels[::k, ::k]
-        if pixels.shape[0] % k == 0 and pixels.shape[1] % k == 0 and np.array_equal(
-                np.repeat(np.repeat(small, k, 0), k, 1), pixels):
+        if pixels.shape[0] % k == 0 and pixels.shape[1] % k == 0 and np.array_equal(enlarged(small, k), pixels):
             return small
     return pixels
 

@@ -161,6 +161,7 @@ def test_an_uploaded_sprite_is_read_back_pixel_for_pixel(enlarge):
     rgba = np.concatenate([rgb, np.where(rgb.min(-1, keepdims=True) > 245, 0, 255).astype(np.uint8)], -1)
     for picture in (rgb, rgba):
         big = np.kron(picture, np.ones((enlarge, enlarge, 1), np.uint8))  # pixel art shown k times larger
+        np.testing.assert_array_equal(sketch.enlarged(picture, enlarge), big)
         x0 = sketch.sketch_to_sprite({"composite": big})
         assert x0.shape == (3, 48, 48)
         np.testing.assert_array_equal(to_uint8(x0[None])[0], rgb)
