@@ -37,7 +37,7 @@ def test_gpu_script_calibrates_trains_side_by_side_packs_and_evaluates(tmp_path)
         path.write_text(json.dumps({**TINY, "model": {**TINY["model"], "dropout": dropout}}))
         configs.append(f"{name}={path}")
     out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "CKPT": str(tmp_path / "ckpt"), "PYTHON": sys.executable,
+    env = {**os.environ, "OUT": str(out), "ARMS": str(tmp_path / "arms"), "PYTHON": sys.executable,
            "DIFFUSION_CORE_CACHE": str(cache_dir()), "RUNS": " ".join(configs), "CALIB_SECONDS": "1",
            "TRAIN_SECONDS": "1", "MIN_STEPS": "3", "THREADS": "1", "EVAL_NUM": "10", "DEADLINE": "900"}
     done = subprocess.run(["bash", "tools/gpu_pokemon.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -47,13 +47,13 @@ def test_gpu_script_calibrates_trains_side_by_side_packs_and_evaluates(tmp_path)
     for name in ("a", "b"):
         with tarfile.open(out / f"{name}.tar") as tar:
             members = tar.getnames()
-            assert {f"{name}/model.safetensors", f"{name}/config.json", f"{name}/README.md"} <= set(members)
+            assert {"pokemon/model.safetensors", "pokemon/config.json", "pokemon/README.md"} <= set(members)
             assert not any("train_state" in m or "samples" in m for m in members)
-            training = json.load(tar.extractfile(f"{name}/config.json"))["training"]
+            training = json.load(tar.extractfile("pokemon/config.json"))["training"]
         with tarfile.open(out / f"{name}_samples.tar") as tar:
-            assert tar.getnames()[-1].startswith(f"{name}/samples/step_")
+            assert tar.getnames()[-1].startswith("pokemon/samples/step_")
         args = parse_args(shlex.split(training["command"])[3:])  # the card's command asks for what was trained
-        assert args.steps == training["steps"] >= 3
+        assert args.steps == training["steps"] >= 3 and args.out == Path("checkpoints/pokemon")  # the shipped name
         assert config_from_args(args).to_dict() == training["config"]
         assert f"{name}:" in done.stdout
     with tarfile.open(out / "logs.tar") as tar:

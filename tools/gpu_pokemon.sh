@@ -7,24 +7,27 @@
 # For each config (two by default, trained side by side on the one GPU, same seed and data order, so that they
 # are an A/B): time the training command's own loop (benchmarks.train_throughput --dataset), size --steps so
 # that training takes TRAIN_SECONDS, train from scratch, then, while the time allows, evaluate the result.
-# What comes back, under $OUT (the device returns at most 8 files of at most 16 MiB): each finished checkpoint
-# folder as NAME.tar (weights, config, card; no train_state), its sample grids as NAME_samples.tar, and logs.tar
+# Each run trains in a folder of its own (ARMS/NAME) into checkpoints/pokemon, so the command its card records is
+# the shipped checkpoint's. What comes back, under $OUT (the device returns at most 8 files of at most 16 MiB):
+# each finished checkpoint as NAME.tar (folder pokemon/: weights, config, card; no train_state), its sample grids
+# as NAME_samples.tar, and logs.tar
 # (calibration, training and evaluation logs and JSON); the evaluation JSON is printed too. The model card of
 # each records its exact command.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu_out}
-export DIFFUSION_CORE_CACHE=${DIFFUSION_CORE_CACHE:-runs/gpu_cache}
+export DIFFUSION_CORE_CACHE=$(realpath -s "${DIFFUSION_CORE_CACHE:-runs/gpu_cache}")
 PY=${PYTHON:-python3}
+[[ $PY == */* ]] && PY=$(realpath -s "$PY")  # the runs start in their own folders
 TRAIN_SECONDS=${TRAIN_SECONDS:-330}     # training time of each run; the runs share the GPU
 DEADLINE=${DEADLINE:-560}               # seconds after the start by which everything has finished
 CALIB_SECONDS=${CALIB_SECONDS:-20}
 THREADS=${THREADS:-4}
 MIN_STEPS=${MIN_STEPS:-600}             # no fewer (the preset's warm-up is 500)
 read -r -a RUNS <<< "${RUNS:-pokemon=configs/pokemon64_gpu.json pokemon_dropout=configs/pokemon64_gpu_dropout.json}"
-CKPT=${CKPT:-checkpoints}               # where the checkpoint folders go (CKPT/NAME)
+ARMS=${ARMS:-runs/gpu_arms}             # run NAME trains in ARMS/NAME: the code, and its own checkpoints/pokemon
 LOGS=runs/gpu_logs
-rm -rf "$LOGS"; mkdir -p "$OUT" "$LOGS"
+rm -rf "$LOGS" "$ARMS"; mkdir -p "$OUT" "$LOGS"
 test -f "$DIFFUSION_CORE_CACHE/pokemon.npz" || {
     echo "no $DIFFUSION_CORE_CACHE/pokemon.npz: copy ~/.cache/diffusion_core/pokemon.npz there first" >&2; exit 2; }
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
@@ -49,9 +52,11 @@ for run in "${RUNS[@]}"; do
     steps=$($PY -c "import json, sys; d = json.load(open(sys.argv[1]))['train_loop']
 print(max($MIN_STEPS, int(d['steps_per_s'] * $TRAIN_SECONDS) // 100 * 100))" "$LOGS/calib_$name.json")
     echo "$name: $steps steps of $config"
-    rm -f "$CKPT/$name/samples.png"  # a folder's earlier card picture (evaluate --write-card draws the new one)
-    $PY -m diffusion_core.train --dataset pokemon --config "$config" --steps "$steps" --out "$CKPT/$name" \
-        --threads "$THREADS" > "$LOGS/train_$name.log" 2>&1 &
+    # each run in a folder of its own, so that every card records the shipped name, --out checkpoints/pokemon
+    mkdir -p "$ARMS/$name/checkpoints"
+    ln -s "$PWD/diffusion_core" "$PWD/configs" "$ARMS/$name/"
+    (cd "$ARMS/$name" && $PY -m diffusion_core.train --dataset pokemon --config "$config" --steps "$steps" \
+        --out checkpoints/pokemon --threads "$THREADS") > "$LOGS/train_$name.log" 2>&1 &
 done
 wait
 
@@ -59,9 +64,9 @@ wait
 finished=()
 for run in "${RUNS[@]}"; do
     name=${run%%=*}
-    if grep -q "^wrote $CKPT/$name" "$LOGS/train_$name.log"; then
-        tar -cf "$OUT/$name.tar" --exclude=train_state --exclude=samples -C "$CKPT" "$name"
-        tar -cf "$OUT/${name}_samples.tar" -C "$CKPT" "$name/samples"  # apart: the weights' tar stays < 16 MiB
+    if grep -q "^wrote checkpoints/pokemon" "$LOGS/train_$name.log"; then
+        tar -cf "$OUT/$name.tar" --exclude=train_state --exclude=samples -C "$ARMS/$name/checkpoints" pokemon
+        tar -cf "$OUT/${name}_samples.tar" -C "$ARMS/$name/checkpoints" pokemon/samples  # the weights' tar < 16 MiB
         finished+=("$name")
     else
         echo "training $name failed:" >&2; tail -c 2000 "$LOGS/train_$name.log" >&2
@@ -71,8 +76,8 @@ left=$((DEADLINE - SECONDS))
 echo "training done at ${SECONDS}s; ${left}s left for evaluation"
 if [ "$left" -gt 30 ]; then
     for name in "${finished[@]}"; do
-        timeout "$left" $PY -m diffusion_core.evaluate --checkpoint "$CKPT/$name" --num "${EVAL_NUM:-500}" \
-            > "$LOGS/eval_$name.json" 2> "$LOGS/eval_$name.log" &
+        (cd "$ARMS/$name" && timeout "$left" $PY -m diffusion_core.evaluate --checkpoint checkpoints/pokemon \
+            --num "${EVAL_NUM:-500}") > "$LOGS/eval_$name.json" 2> "$LOGS/eval_$name.log" &
     done
     wait
     for name in "${finished[@]}"; do echo "$name:"; cat "$LOGS/eval_$name.json"; done
