@@ -26,18 +26,25 @@
     return [x, y];
   }
 
+  const NARROW_PX = 600; // narrower than this (a phone): x_t above x0_pred instead of beside it
+
   function axis(domain, range, anchor, extra) {
     return Object.assign({ domain, range, anchor, zeroline: false, showgrid: true, gridcolor: "#eee" }, extra);
   }
 
-  function layout() {
-    const title = (text, x) => ({ text, x, y: 1.0, xref: "paper", yref: "paper", xanchor: "center",
-                                  yanchor: "bottom", showarrow: false, font: { size: 14 } });
+  function layout(narrow) {
+    const title = (text, x, y) => ({ text, x, y, xref: "paper", yref: "paper", xanchor: "center",
+                                     yanchor: "bottom", showarrow: false, font: { size: 14 } });
+    // beside: left and right halves, 430 px high; stacked: top and bottom halves, each about square
+    const [d1, d2, e1, e2] = narrow ? [[0, 1], [0, 1], [0.55, 1], [0, 0.45]] : [[0, 0.48], [0.52, 1], [0, 1], [0, 1]];
     return {
-      margin: { l: 40, r: 10, t: 34, b: 30 }, height: 430, showlegend: false, plot_bgcolor: "white",
-      xaxis: axis([0, 0.48], [-3, 3], "y"), yaxis: axis([0, 1], [-3, 3], "x", { scaleanchor: "x" }),
-      xaxis2: axis([0.52, 1], [-1.6, 1.6], "y2"), yaxis2: axis([0, 1], [-1.6, 1.6], "x2", { scaleanchor: "x2" }),
-      annotations: [title("x_t (noisy sample)", 0.24), title("x0_pred (model's current guess of the clean data)", 0.76)],
+      margin: { l: 40, r: 10, t: 34, b: 30 }, height: narrow ? 760 : 430, showlegend: false, plot_bgcolor: "white",
+      xaxis: axis(d1, [-3, 3], "y"), yaxis: axis(e1, [-3, 3], "x", { scaleanchor: "x" }),
+      xaxis2: axis(d2, [-1.6, 1.6], "y2"), yaxis2: axis(e2, [-1.6, 1.6], "x2", { scaleanchor: "x2" }),
+      annotations: [title("x_t (noisy sample)", (d1[0] + d1[1]) / 2, e1[1]),
+                    title(narrow ? "x0_pred (the model's current guess)"
+                                 : "x0_pred (model's current guess of the clean data)", (d2[0] + d2[1]) / 2,
+                          e2[1] + (narrow ? 0.01 : 0))],
       uirevision: "keep",
     };
   }
@@ -45,7 +52,7 @@
   function traces(curve, xt, x0) {
     const [cx, cy] = curve ? split(curve) : [[], []];
     const line = (xa, ya) => ({ x: cx, y: cy, xaxis: xa, yaxis: ya, mode: "lines", hoverinfo: "skip",
-                                line: { color: "rgba(0,0,0,0.13)", width: 6 }, type: "scatter" });
+                                line: { color: "rgba(128,128,128,0.28)", width: 6 }, type: "scatter" });
     const dots = (xy, xa, ya, p) => {
       const [x, y] = xy ? split(xy) : [[], []];
       return { x, y, xaxis: xa, yaxis: ya, mode: "markers", type: "scatter", name: p.key,
@@ -58,8 +65,12 @@
     const box = element.querySelector(".live-scatter");
     const plot = box.querySelector(".live-plot");
     const canvas = box.querySelector("canvas");
-    const s = { curve: null, pending: null, last: null, raf: 0, timer: 0, handed: true, painted: 0, ready: false };
+    const narrowBox = () => box.clientWidth > 0 && box.clientWidth < NARROW_PX;
+    const s = { narrow: narrowBox(), curve: null, pending: null, last: null, raf: 0, timer: 0, handed: true,
+                painted: 0, ready: false };
     box.liveStats = s;
+    let P = null; // the plotly that drew this plot: Gradio's gr.Plot loads its own (older) one into window.Plotly
+                  // when a tab with a plot opens, and one plotly cannot re-render a figure that another built
 
     function paint() {
       s.raf = 0;
@@ -94,7 +105,7 @@
       const f = s.last;
       if (!f || s.handed) return;
       s.handed = true;
-      Plotly.react(plot, traces(s.curve, f.points.xt, f.points.x0), layout(), { responsive: true }).then(() => {
+      P.react(plot, traces(s.curve, f.points.xt, f.points.x0), layout(s.narrow), { responsive: true }).then(() => {
         canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
         box.dataset.final = String(f.step);
       });
@@ -110,7 +121,7 @@
       if (s.handed) { // a new stream: empty plotly's point traces, paint on the canvas from now on
         s.handed = false;
         box.dataset.final = "";
-        Plotly.restyle(plot, { x: [[], []], y: [[], []] }, [2, 3]);
+        P.restyle(plot, { x: [[], []], y: [[], []] }, [2, 3]);
       }
       s.pending = f;
       if (!s.raf) s.raf = requestAnimationFrame(paint);
@@ -119,11 +130,17 @@
 
     function start() {
       if (!window.Plotly) { setTimeout(start, 50); return; }
+      P = window.Plotly;
       const v = props.value;
       if (v && v.curve) s.curve = decode(v.curve);
-      Plotly.newPlot(plot, traces(s.curve, null, null), layout(), { responsive: true, displaylogo: false })
+      P.newPlot(plot, traces(s.curve, null, null), layout(s.narrow), { responsive: true, displaylogo: false })
         .then(() => { s.ready = true; box.dataset.ready = "1"; show(props.value); });
-      new ResizeObserver(() => { if (s.ready && plot.clientWidth) Plotly.Plots.resize(plot); }).observe(box);
+      new ResizeObserver(() => {
+        if (!s.ready || !plot.clientWidth) return;
+        if (narrowBox() === s.narrow) { P.Plots.resize(plot); return; }
+        s.narrow = narrowBox(); // a phone turned, a window resized across NARROW_PX: beside <-> stacked
+        P.react(plot, plot.data, layout(s.narrow)).then(() => P.Plots.resize(plot));
+      }).observe(box);
     }
 
     watch("value", () => show(props.value));

@@ -37,7 +37,7 @@ def page(request, tmp_path_factory):
         page.wait_for_selector(".live-scatter[data-ready='1']", timeout=60_000)
         yield page
         browser.close()
-        assert not errors, errors
+        assert not errors, [f"{e}\n{e.stack}" for e in errors]
 
 
 def shoot(page, name: str, docs: bool = False) -> None:
@@ -186,3 +186,40 @@ def test_how_it_works_moves_through_the_forward_process(page):
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(3000)  # the schedule plot's marker follows t
     shoot(page, "app_how", docs=True)
+
+
+PANELS = """(() => { const fl = document.querySelector('.live-plot')._fullLayout;
+  return [fl.xaxis, fl.yaxis, fl.xaxis2, fl.yaxis2].map(a => [a._offset, a._offset + a._length]); })()"""
+
+
+def test_a_phone_sees_the_spiral_stacked_and_the_schedules_scroll(page):
+    """390 px wide: x_t above x0_pred (beside each other they were too narrow to read), beside again once wide;
+    How it works' three schedule plots keep a readable width and scroll sideways."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.get_by_label("More tabs").click()  # a phone's tab bar shows the first tabs, the rest in a menu
+        page.locator("button", has_text="How it works").locator("visible=true").last.click()
+        page.wait_for_function("document.querySelector('#how-plot').scrollWidth >= 700", timeout=30_000)
+        assert page.evaluate("document.querySelector('#how-plot').clientWidth") < 400
+        page.get_by_role("tab", name="Spiral").click()
+        page.wait_for_function(f"(([x, y, x2, y2]) => y[1] <= y2[0] && x2[1] - x2[0] > 250)({PANELS})",
+                               timeout=30_000)  # x_t's panel ends above x0_pred's, each nearly the page's width
+        shoot(page, "spiral_phone")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+    page.wait_for_function(f"(([x, y, x2, y2]) => x[1] <= x2[0] && y[0] === y2[0])({PANELS})", timeout=30_000)
+
+
+def test_dark_theme_plots_take_the_page_colours(page):
+    dark = page.context.browser.new_page()
+    try:
+        dark.goto(page.url.split("?")[0] + "?__theme=dark")
+        dark.wait_for_selector(".live-scatter[data-ready='1']", timeout=60_000)
+        svg, tick = dark.evaluate("""[getComputedStyle(document.querySelector('.live-plot .main-svg')).backgroundColor,
+                                      getComputedStyle(document.querySelector('.live-plot .xtick text')).fill]""")
+        text = dark.evaluate("getComputedStyle(document.body).getPropertyValue('--body-text-color')")
+        assert svg == "rgba(0, 0, 0, 0)", svg  # the page's dark background shows through
+        assert tick == "rgb({}, {}, {})".format(*bytes.fromhex(text.strip().lstrip("#"))), (tick, text)
+        shoot(dark, "spiral_dark")
+    finally:
+        dark.close()
