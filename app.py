@@ -376,7 +376,7 @@ def build() -> gr.Blocks:
     """The whole page."""
     with gr.Blocks(title="Diffusion Playground", delete_cache=(3600, 3600)) as demo:
         gr.Markdown((STATIC / "intro.md").read_text(), elem_classes="intro")
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab, none hidden in a "more" menu
             for tab, title in (("spiral", "Spiral"), ("digits", "Digits"), ("pokemon", "Pokémon")):
                 with gr.Tab(title, id=tab):
                     generation_tab(demo, tab)

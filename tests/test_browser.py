@@ -193,12 +193,13 @@ PANELS = """(() => { const fl = document.querySelector('.live-plot')._fullLayout
 
 
 def test_a_phone_sees_the_spiral_stacked_and_the_schedules_scroll(page):
-    """390 px wide: x_t above x0_pred (beside each other they were too narrow to read), beside again once wide;
-    How it works' three schedule plots keep a readable width and scroll sideways."""
+    """390 px wide: all four tabs in the bar; x_t above x0_pred (beside each other they were too narrow to read),
+    beside again once wide; How it works' three schedule plots keep a readable width and scroll sideways."""
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        page.get_by_label("More tabs").click()  # a phone's tab bar shows the first tabs, the rest in a menu
-        page.locator("button", has_text="How it works").locator("visible=true").last.click()
+        tabs = page.get_by_role("tab")  # every tab in the bar, none hidden in a "more" menu, on one line
+        assert tabs.count() == 4 and len({tabs.nth(i).bounding_box()["y"] for i in range(4)}) == 1
+        page.get_by_role("tab", name="How it works").click()
         page.wait_for_function("document.querySelector('#how-plot').scrollWidth >= 700", timeout=30_000)
         assert page.evaluate("document.querySelector('#how-plot').clientWidth") < 400
         page.get_by_role("tab", name="Spiral").click()
