@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,11 @@ def run_cells(path: Path) -> tuple[dict, list]:
 
 def test_the_tour_runs_and_shows_what_it_says(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")  # Jupyter starts in the notebook's folder; the tour finds the root
-    ns, shown = run_cells(NOTEBOOK)
+    threads = torch.get_num_threads()
+    try:
+        ns, shown = run_cells(NOTEBOOK)
+    finally:
+        torch.set_num_threads(threads)  # the tour takes every core; the tests after it keep their setting
     pictures = [s for s in shown if s is not None]
     assert len(pictures) == 6 and all(isinstance(p, Image.Image) and min(p.size) > 100 for p in pictures)
     # the spiral model trained by the shipped command reaches the shipped model's quality (target 0.01 at 2,000
