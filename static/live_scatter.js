@@ -26,6 +26,7 @@
     return [x, y];
   }
 
+  const CONFIG = { responsive: true, displaylogo: false }; // every (re)render: react resets what it is not given
   const NARROW_PX = 600; // narrower than this (a phone): x_t above x0_pred instead of beside it
 
   function axis(domain, range, anchor, extra) {
@@ -105,7 +106,7 @@
       const f = s.last;
       if (!f || s.handed) return;
       s.handed = true;
-      P.react(plot, traces(s.curve, f.points.xt, f.points.x0), layout(s.narrow), { responsive: true }).then(() => {
+      P.react(plot, traces(s.curve, f.points.xt, f.points.x0), layout(s.narrow), CONFIG).then(() => {
         canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
         box.dataset.final = String(f.step);
       });
@@ -133,13 +134,13 @@
       P = window.Plotly;
       const v = props.value;
       if (v && v.curve) s.curve = decode(v.curve);
-      P.newPlot(plot, traces(s.curve, null, null), layout(s.narrow), { responsive: true, displaylogo: false })
+      P.newPlot(plot, traces(s.curve, null, null), layout(s.narrow), CONFIG)
         .then(() => { s.ready = true; box.dataset.ready = "1"; show(props.value); });
       new ResizeObserver(() => {
         if (!s.ready || !plot.clientWidth) return;
         if (narrowBox() === s.narrow) { P.Plots.resize(plot); return; }
         s.narrow = narrowBox(); // a phone turned, a window resized across NARROW_PX: beside <-> stacked
-        P.react(plot, plot.data, layout(s.narrow)).then(() => P.Plots.resize(plot));
+        P.react(plot, plot.data, layout(s.narrow), CONFIG).then(() => P.Plots.resize(plot));
       }).observe(box);
     }
 
