@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: run test install install-dev chromium data
+.PHONY: run test install install-dev chromium data notebook
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ run: install
 
 test: install-dev chromium data
 	$(BIN)/python -m pytest
+
+# The guided tour in JupyterLab (ipywidgets draws its progress bars); not needed by the app or the tests.
+notebook: install
+	$(BIN)/pip install -q "jupyterlab>=4,<5" "ipywidgets>=8,<9"
+	$(BIN)/jupyter lab notebooks/tour.ipynb $(if $(filter 0,$(shell id -u)),--allow-root,)  # root: a container
