@@ -84,6 +84,8 @@ def model_info(tab: str) -> tuple:
             f"predicts {pipe.info.diffusion.prediction}")
     if d.guidance_interval:  # guidance.py: guided only there, the label alone elsewhere
         info += f" · g > 1 applied at {describe_interval(d.guidance_interval)} only"
+    if pipe.measured:
+        info += f"  \n**Measured** (its model card): {pipe.measured}"
     return (info, d.sampler, gr.update(value=d.steps, maximum=T), d.eta, d.guidance)[:n + 1]
 
 

@@ -18,6 +18,28 @@ DATA_SOURCES = {
 }
 
 
+HEADLINES = {  # dataset: (the card's setting a page quotes, evaluate.SUITES / suite, and how it reads)
+    "spiral": ("ddpm-1000", "DDPM, 1000 steps: mean distance to the spiral {mean_distance:.4f}, "
+                            "coverage KS {coverage_ks:.3f}"),
+    "digits": ("ddim-20 g=2", "DDIM, 20 steps, g = 2: FLD {fld:.1f} (real digits against real: {real_vs_real:.1f}), "
+                              "LeNet reads the asked digit in {accuracy:.1%}"),
+    "pokemon": ("ddim-50 default guidance", "DDIM, 50 steps, g = {g:g}: the asked colour class in {colour_accuracy:.0%}, "
+                "{line_copies} of {n} samples redraw a training sprite's outline, colour coherence "
+                "{smooth_neighbours_median:.2f} (the sprites: {train_smooth_neighbours_median:.2f})"),
+}
+
+
+def headline(config: dict) -> str:
+    """The measured quality a page quotes for a checkpoint, in words, from its card's main setting ('' when the
+    config has no such measurement, as a user's own checkpoint may not)."""
+    setting, text = HEADLINES.get(config.get("dataset"), (None, ""))
+    values = (config.get("metrics") or {}).get(setting)
+    try:
+        return text.format(**values, g=config["sampling"]["guidance"]) if values else ""
+    except (KeyError, ValueError, TypeError):  # measured with other metrics than these, or no sampling record
+        return ""
+
+
 def command_line(module: str, argv: list[str]) -> str:
     """`python -m module ARGS`, quoted so that it can be pasted back into a shell (what a card records)."""
     return f"python -m {module} {shlex.join(argv)}"

@@ -7,6 +7,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .card import headline
 from .checkpoint import Checkpoint, CheckpointError
 from .device import default_device, make_generator
 from .diffusion import DiffusionConfig, q_sample
@@ -74,12 +75,14 @@ def parse_info(config: dict) -> ModelInfo:
 class Pipeline:
     """A denoiser and its schedule on one device. Holds no per-request state: safe to share between users."""
 
-    def __init__(self, model: nn.Module, info: ModelInfo, source: str = "", device: torch.device | None = None):
+    def __init__(self, model: nn.Module, info: ModelInfo, source: str = "", device: torch.device | None = None,
+                 measured: str = ""):
         self.device = device or default_device()
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.info = info
         self.schedule: Schedule = info.diffusion.make_schedule().to(self.device)
         self.source = source
+        self.measured = measured  # the model card's headline quality, in words (card.headline)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, device: torch.device | None = None) -> "Pipeline":
@@ -93,7 +96,7 @@ class Pipeline:
             model.load_state_dict(ckpt.state_dict, strict=True)
         except RuntimeError as e:
             raise CheckpointError(f"{ckpt.path / 'model.safetensors'} does not match its config.json: {e}") from e
-        return cls(model, info, ckpt.source, device)
+        return cls(model, info, ckpt.source, device, headline(ckpt.config))
 
     @classmethod
     def load(cls, name_or_path: str, repo_id: str | None = None, revision: str | None = None,

@@ -18,6 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
+from diffusion_core.card import headline
 from diffusion_core.guidance import describe_interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,7 @@ def test_every_tab_says_which_model_it_uses(client):
         assert info.startswith("**Model:** shipped copy ") and "T = 1000" in info
         shipped = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())
         assert f"predicts {shipped['diffusion'].get('prediction', 'eps')}" in info
+        assert f"**Measured** (its model card): {headline(shipped)}" in info and headline(shipped)
         interval = shipped["sampling"].get("guidance_interval")
         said = f"g > 1 applied at {describe_interval(interval)} only" if interval else "g > 1 applied at"
         assert (said in info) == bool(interval)

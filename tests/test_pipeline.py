@@ -90,3 +90,25 @@ def test_guidance_interval_default_from_config_and_override(pipe):
     assert torch.equal(final(windowed, **kw), final(pipe, **kw, guidance_interval=(20, 80)))
     assert torch.equal(final(windowed, **kw, guidance_interval=(-1, 99)), final(pipe, **kw))  # every step
     assert not torch.equal(final(windowed, **kw), final(pipe, **kw))
+
+
+@pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
+def test_a_loaded_checkpoint_quotes_its_cards_measured_quality(name):
+    """The page says how good the model is, with the numbers of its own model card (evaluate --write-card)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "checkpoints" / name
+    config = json.loads((folder / "config.json").read_text())
+    measured = Pipeline.load(str(folder)).measured
+    values = {"spiral": ("ddpm-1000", "mean_distance", "{:.4f}"), "digits": ("ddim-20 g=2", "fld", "{:.1f}"),
+              "pokemon": ("ddim-50 default guidance", "line_copies", "{} of 500")}[name]
+    assert values[2].format(config["metrics"][values[0]][values[1]]) in measured, measured
+
+
+def test_a_checkpoint_without_those_measurements_quotes_none(tmp_path, pipe):
+    save_checkpoint(tmp_path / "mine", pipe.model.state_dict(), checkpoint_config(CONFIG, INFO))  # no metrics yet
+    assert Pipeline.load(str(tmp_path / "mine")).measured == ""
+    config = {**checkpoint_config(CONFIG, INFO), "metrics": {"ddim-20 g=2": {"fld": 3.0}}}  # accuracy missing
+    save_checkpoint(tmp_path / "partial", pipe.model.state_dict(), config)
+    assert Pipeline.load(str(tmp_path / "partial")).measured == ""
