@@ -154,6 +154,7 @@ def test_pokemon_example_sprite_is_recoloured(page):
     page.get_by_role("tab", name="Pokémon").click()
     page.get_by_text("Recolour a sprite, or draw one").click()
     page.locator("#pokemon-sketch canvas").last.wait_for(state="visible", timeout=30_000)
+    set_number(page, "pokemon-steps", 50)  # the tab's defaults (DDIM 50, eta 1, g = 3): what the README shows
     set_number(page, "pokemon-t-start", 700)
     start_run(page, "pokemon", "Recolour")  # the loaded example sprite, as it is
     page.wait_for_function("document.querySelector('#pokemon-status').textContent.includes('Done in')",
