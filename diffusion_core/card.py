@@ -23,9 +23,9 @@ HEADLINES = {  # dataset: (the card's setting a page quotes, evaluate.SUITES / s
                             "coverage KS {coverage_ks:.3f}"),
     "digits": ("ddim-20 g=2", "DDIM, 20 steps, g = 2: FLD {fld:.1f} (real digits against real: {real_vs_real:.1f}), "
                               "LeNet reads the asked digit in {accuracy:.1%}"),
-    "pokemon": ("ddim-50 default guidance", "DDIM, 50 steps, g = {g:g}: the asked colour class in {colour_accuracy:.0%}, "
-                "{line_copies} of {n} samples redraw a training sprite's outline, colour coherence "
-                "{smooth_neighbours_median:.2f} (the sprites: {train_smooth_neighbours_median:.2f})"),
+    "pokemon": ("ddim-50 default guidance", "DDIM, 50 steps, g = {g:g}: the asked colour class in "
+                "{colour_accuracy:.0%}, {line_copies} of {n} samples redraw a training sprite's outline, "
+                "colour coherence {smooth_neighbours_median:.2f} (the sprites: {train_smooth_neighbours_median:.2f})"),
 }
 
 
