@@ -35,8 +35,8 @@ def headline(config: dict) -> str:
     setting, text = HEADLINES.get(config.get("dataset"), (None, ""))
     values = (config.get("metrics") or {}).get(setting)
     try:
-        return text.format(**values, g=config["sampling"]["guidance"]) if values else ""
-    except (KeyError, ValueError, TypeError):  # measured with other metrics than these, or no sampling record
+        return text.format(**values, g=(config.get("sampling") or {}).get("guidance")) if values else ""
+    except (KeyError, ValueError, TypeError):  # measured with other metrics than these (or g unknown where quoted)
         return ""
 
 
