@@ -1,4 +1,7 @@
 """Pipeline: seeds, interleaved runs, labels, SDEdit, and loading a checkpoint folder strictly."""
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -95,9 +98,6 @@ def test_guidance_interval_default_from_config_and_override(pipe):
 @pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
 def test_a_loaded_checkpoint_quotes_its_cards_measured_quality(name):
     """The page says how good the model is, with the numbers of its own model card (evaluate --write-card)."""
-    import json
-    from pathlib import Path
-
     folder = Path(__file__).resolve().parent.parent / "checkpoints" / name
     config = json.loads((folder / "config.json").read_text())
     measured = Pipeline.load(str(folder)).measured
