@@ -1,20 +1,17 @@
 """Diffusion Playground: watch noise become a spiral, a digit or a Pokémon, step by step. `python app.py`
-(honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT). Layout and wiring only: handlers adapt diffusion_core.
+(honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT). Handlers (thin adapters over diffusion_core) and the page's
+wiring; the widgets are in widgets.py.
 Environment: PLAYGROUND_CHECKPOINTS=DIR (folders spiral/, digits/, pokemon/ instead of Hub/shipped),
 PLAYGROUND_THREADS (torch threads), PLAYGROUND_CONCURRENCY (sampling runs at once, default 2)."""
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
-import plotly
 import torch
-from PIL import Image
 
 from diffusion_core import lesson, lesson_viz, sketch, viz
 from diffusion_core import playground as pg
@@ -22,11 +19,10 @@ from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.guidance import describe_interval
 from diffusion_core.schedules import make_schedule
-from diffusion_core.sprites import COLOUR_CLASSES
+from widgets import (CLASSES, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls, live_outputs,
+                     sketch_section)
 
 ROOT = Path(__file__).resolve().parent
-STATIC = ROOT / "static"
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
 
 # The one place that says where each tab's model comes from: a Hub repo at a pinned revision (commit), else
@@ -41,12 +37,6 @@ if os.environ.get("PLAYGROUND_THREADS"):
     torch.set_num_threads(int(os.environ["PLAYGROUND_THREADS"]))
 gr.set_static_paths([str(STATIC), str(PLOTLY_JS.parent)])
 
-SAMPLER_CHOICES = [("DDPM (ancestral, all T steps)", "ddpm"), ("DDIM", "ddim"), ("DPM-Solver++ (2M)", "dpm++")]
-CLASSES = {"digits": DIGIT_CLASSES, "pokemon": COLOUR_CLASSES}
-LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]] for tab, what in (("digits", "digit"),
-                                                                                      ("pokemon", "colour"))}
-DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
-            "pokemon": dict(num=9, label="blue", refresh=0.04)}
 EXAMPLES = {"the spiral (1,000 points)": (None, "spiral"), "a digit": (STATIC / "examples" / "digit.png", "digits"),
             "a Pokémon sprite": (STATIC / "examples" / "pokemon.png", "pokemon")}  # x0 file, the tab whose model
 
@@ -87,14 +77,6 @@ def model_info(tab: str) -> tuple:
     if pipe.measured:
         info += f"  \n**Measured** (its model card): {pipe.measured}"
     return (info, d.sampler, gr.update(value=d.steps, maximum=T), d.eta, d.guidance)[:n + 1]
-
-
-def sampler_controls(sampler: str, steps: float):
-    """DDPM takes every timestep (steps fixed at T); eta only applies to DDIM."""
-    ddpm = sampler == "ddpm"
-    steps_update = gr.update(value=1000, interactive=False) if ddpm else gr.update(
-        value=20 if steps >= 1000 else steps, interactive=True)
-    return steps_update, gr.update(visible=sampler == "ddim")
 
 
 def to_page(frames, progress: gr.Progress):
@@ -217,88 +199,7 @@ def schedule_plot(t: float):
 
 
 # ---------------------------------------------------------------- layout
-
-SCATTER_HTML = '<div class="live-scatter"><div class="live-plot"></div><canvas class="live-canvas"></canvas></div>'
-SCATTER_CSS = (".live-scatter{position:relative;width:100%;min-height:430px}"
-               ".live-canvas{position:absolute;left:0;top:0;pointer-events:none}")
-SCATTER_JS = (STATIC / "live_scatter.js").read_text() + "\nwindow.LiveScatter.mount(element, props, watch);"
 SAMPLING = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
-PICTURE = ["pixelated", "labelled"]  # how it works: sharp pixels, the label above the picture (playground.css)
-ONE_STEP_PICTURES = (("xt", "x_t (its schedule)"), ("eps", "ε (added)"), ("eps-pred", "ε_θ(x_t, t) (guessed)"),
-                     ("x0-pred", "x0_pred"))
-
-
-def controls(tab: str) -> list:
-    """The sampler controls of a generation tab, in the handlers' argument order (no label/guidance: spiral)."""
-    d, images = DEFAULTS[tab], tab != "spiral"
-    ids = {name: dict(elem_id=f"{tab}-{name}") for name in ("sampler", "steps", "eta", "guidance", "label", "seed",
-                                                              "samples", "refresh")}
-    sampler = gr.Dropdown(SAMPLER_CHOICES, value="ddim", label="Sampler", **ids["sampler"])
-    steps = gr.Slider(1, 1000, value=20, step=1, label="Steps", info="DDPM always takes all T steps", **ids["steps"])
-    eta = gr.Slider(0, 1, value=0, step=0.05, label="eta", info="DDIM's fresh noise: 0 = none, 1 = as much as DDPM",
-                    **ids["eta"])
-    sampler.change(sampler_controls, [sampler, steps], [steps, eta], api_name=f"{tab}_sampler_controls",
-                   api_visibility="private")
-    guidance = gr.Slider(0, 10, value=2, step=0.5, label="Guidance scale g", visible=images,
-                         info="0 ignores the label, 1 follows it, more insists on it", **ids["guidance"])
-    label = gr.Dropdown(LABELS.get(tab, []), value=d["label"], label="Label", visible=images, **ids["label"])
-    with gr.Row(equal_height=True):
-        seed = gr.Number(0, precision=0, minimum=0, maximum=pg.MAX_SEED, label="Seed", scale=4, **ids["seed"])
-        dice = gr.Button("Random", scale=1, min_width=70)
-    dice.click(lambda: random.randint(0, pg.MAX_SEED), None, seed, api_name=f"{tab}_dice", api_visibility="private")
-    samples = gr.Slider(1, pg.MAX_SAMPLES[tab], value=d["num"], step=1,
-                        label="Samples per label" if images else "Number of points",
-                        info="with label 'all': samples per row" if images else None, **ids["samples"])
-    refresh = gr.Slider(pg.REFRESH_S[0], 1.0, value=d["refresh"], step=0.02, label="Refresh every (s)",
-                        info="how often the picture is redrawn; sampling never waits for it", **ids["refresh"])
-    return [sampler, steps, eta, *([guidance, label] if images else []), seed, samples, refresh]
-
-
-def live_outputs(tab: str) -> list:
-    """Spiral: the live scatter; images: x_t and x0_pred grids side by side."""
-    if tab == "spiral":
-        return [gr.HTML({"curve": viz.encode_points(viz.spiral_points())}, html_template=SCATTER_HTML,
-                        css_template=SCATTER_CSS, js_on_load=SCATTER_JS, elem_id="spiral-live",
-                        head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>')]
-    grid = dict(format="png", height=440, interactive=False, buttons=["download"],
-                elem_classes=["pixelated", "live-grid"])
-    with gr.Row(equal_height=True):
-        return [gr.Image(label="x_t (noisy sample)", elem_id=f"{tab}-xt", **grid),
-                gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
-
-
-EXAMPLE_SPRITE = sketch.enlarged(np.asarray(Image.open(STATIC / "examples" / "pokemon.png").convert("RGB")), 4)
-SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, button, default t_start)
-    "digits": ("✏️ Draw a digit and let the model finish it",
-               "Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and denoises it "
-               "from there: a small t keeps your strokes, a large t only their rough shape.",
-               gr.Sketchpad, dict(label="Draw a digit", canvas_size=(280, 280),
-                                  brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
-               "Complete my drawing", 600),
-    "pokemon": ("✏️ Recolour a sprite, or draw one",
-                "A sprite is loaded: pick a colour in **Label** above (or **all** for one row per colour), press "
-                "**Recolour**. SDEdit noises the picture to step **t** and denoises it, guided to the colour: a "
-                "small t keeps it as it is, a large t keeps only its rough shape. Upload your own sprite (on a "
-                "transparent or white background; pixel art enlarged k times is read back at its own size) or "
-                "draw one with the brush.",
-                gr.ImageEditor, dict(label="Sprite to start from", sources=["upload", "clipboard"],
-                                     value={"background": EXAMPLE_SPRITE, "layers": [], "composite": None},
-                                     brush=gr.Brush(default_size=12, color_mode="defaults")),
-                "Recolour", 700),
-}
-
-
-def sketch_section(tab: str) -> tuple:
-    """A drawing (or uploaded picture), the noise level to start from, and the button that completes it (SDEdit)."""
-    title, text, editor, settings, button, t_default = SKETCHES[tab]
-    with gr.Accordion(title, open=False):
-        gr.Markdown(text)
-        pad = editor(image_mode="RGBA", type="numpy", layers=False, format="png", elem_id=f"{tab}-sketch",
-                     **settings)  # png: the default webp is lossy and would blur pixel art
-        t_start = gr.Slider(1, 999, value=t_default, step=1, label="Noise level t to start from",
-                            elem_id=f"{tab}-t-start")
-        go = gr.Button(button, variant="primary")
-    return pad, t_start, go
 
 
 def generation_tab(demo: gr.Blocks, tab: str) -> None:

@@ -1,0 +1,116 @@
+"""The playground's widgets: each generation tab's sampler controls, its live picture (the spiral's persistent plotly
+figure with a canvas overlay, or x_t beside x0_pred grids) and its drawing / sprite editor for SDEdit. Components
+and their fixed texts only; the handlers that run models and the page's wiring are in app.py."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly
+from PIL import Image
+
+from diffusion_core import playground as pg
+from diffusion_core import sketch, viz
+from diffusion_core.data import DIGIT_CLASSES
+from diffusion_core.sprites import COLOUR_CLASSES
+
+STATIC = Path(__file__).resolve().parent / "static"
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+SAMPLER_CHOICES = [("DDPM (ancestral, all T steps)", "ddpm"), ("DDIM", "ddim"), ("DPM-Solver++ (2M)", "dpm++")]
+CLASSES = {"digits": DIGIT_CLASSES, "pokemon": COLOUR_CLASSES}
+LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]] for tab, what in (("digits", "digit"),
+                                                                                      ("pokemon", "colour"))}
+DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
+            "pokemon": dict(num=9, label="blue", refresh=0.04)}
+
+SCATTER_HTML = '<div class="live-scatter"><div class="live-plot"></div><canvas class="live-canvas"></canvas></div>'
+SCATTER_CSS = (".live-scatter{position:relative;width:100%;min-height:430px}"
+               ".live-canvas{position:absolute;left:0;top:0;pointer-events:none}")
+SCATTER_JS = (STATIC / "live_scatter.js").read_text() + "\nwindow.LiveScatter.mount(element, props, watch);"
+PICTURE = ["pixelated", "labelled"]  # how it works: sharp pixels, the label above the picture (playground.css)
+ONE_STEP_PICTURES = (("xt", "x_t (its schedule)"), ("eps", "ε (added)"), ("eps-pred", "ε_θ(x_t, t) (guessed)"),
+                     ("x0-pred", "x0_pred"))
+
+
+def sampler_controls(sampler: str, steps: float):
+    """DDPM takes every timestep (steps fixed at T); eta only applies to DDIM."""
+    ddpm = sampler == "ddpm"
+    steps_update = gr.update(value=1000, interactive=False) if ddpm else gr.update(
+        value=20 if steps >= 1000 else steps, interactive=True)
+    return steps_update, gr.update(visible=sampler == "ddim")
+
+
+def controls(tab: str) -> list:
+    """The sampler controls of a generation tab, in the handlers' argument order (no label/guidance: spiral)."""
+    d, images = DEFAULTS[tab], tab != "spiral"
+    ids = {name: dict(elem_id=f"{tab}-{name}") for name in ("sampler", "steps", "eta", "guidance", "label", "seed",
+                                                              "samples", "refresh")}
+    sampler = gr.Dropdown(SAMPLER_CHOICES, value="ddim", label="Sampler", **ids["sampler"])
+    steps = gr.Slider(1, 1000, value=20, step=1, label="Steps", info="DDPM always takes all T steps", **ids["steps"])
+    eta = gr.Slider(0, 1, value=0, step=0.05, label="eta", info="DDIM's fresh noise: 0 = none, 1 = as much as DDPM",
+                    **ids["eta"])
+    sampler.change(sampler_controls, [sampler, steps], [steps, eta], api_name=f"{tab}_sampler_controls",
+                   api_visibility="private")
+    guidance = gr.Slider(0, 10, value=2, step=0.5, label="Guidance scale g", visible=images,
+                         info="0 ignores the label, 1 follows it, more insists on it", **ids["guidance"])
+    label = gr.Dropdown(LABELS.get(tab, []), value=d["label"], label="Label", visible=images, **ids["label"])
+    with gr.Row(equal_height=True):
+        seed = gr.Number(0, precision=0, minimum=0, maximum=pg.MAX_SEED, label="Seed", scale=4, **ids["seed"])
+        dice = gr.Button("Random", scale=1, min_width=70)
+    dice.click(lambda: random.randint(0, pg.MAX_SEED), None, seed, api_name=f"{tab}_dice", api_visibility="private")
+    samples = gr.Slider(1, pg.MAX_SAMPLES[tab], value=d["num"], step=1,
+                        label="Samples per label" if images else "Number of points",
+                        info="with label 'all': samples per row" if images else None, **ids["samples"])
+    refresh = gr.Slider(pg.REFRESH_S[0], 1.0, value=d["refresh"], step=0.02, label="Refresh every (s)",
+                        info="how often the picture is redrawn; sampling never waits for it", **ids["refresh"])
+    return [sampler, steps, eta, *([guidance, label] if images else []), seed, samples, refresh]
+
+
+def live_outputs(tab: str) -> list:
+    """Spiral: the live scatter; images: x_t and x0_pred grids side by side."""
+    if tab == "spiral":
+        return [gr.HTML({"curve": viz.encode_points(viz.spiral_points())}, html_template=SCATTER_HTML,
+                        css_template=SCATTER_CSS, js_on_load=SCATTER_JS, elem_id="spiral-live",
+                        head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>')]
+    grid = dict(format="png", height=440, interactive=False, buttons=["download"],
+                elem_classes=["pixelated", "live-grid"])
+    with gr.Row(equal_height=True):
+        return [gr.Image(label="x_t (noisy sample)", elem_id=f"{tab}-xt", **grid),
+                gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
+
+
+EXAMPLE_SPRITE = sketch.enlarged(np.asarray(Image.open(STATIC / "examples" / "pokemon.png").convert("RGB")), 4)
+SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, button, default t_start)
+    "digits": ("✏️ Draw a digit and let the model finish it",
+               "Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and denoises it "
+               "from there: a small t keeps your strokes, a large t only their rough shape.",
+               gr.Sketchpad, dict(label="Draw a digit", canvas_size=(280, 280),
+                                  brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
+               "Complete my drawing", 600),
+    "pokemon": ("✏️ Recolour a sprite, or draw one",
+                "A sprite is loaded: pick a colour in **Label** above (or **all** for one row per colour), press "
+                "**Recolour**. SDEdit noises the picture to step **t** and denoises it, guided to the colour: a "
+                "small t keeps it as it is, a large t keeps only its rough shape. Upload your own sprite (on a "
+                "transparent or white background; pixel art enlarged k times is read back at its own size) or "
+                "draw one with the brush.",
+                gr.ImageEditor, dict(label="Sprite to start from", sources=["upload", "clipboard"],
+                                     value={"background": EXAMPLE_SPRITE, "layers": [], "composite": None},
+                                     brush=gr.Brush(default_size=12, color_mode="defaults")),
+                "Recolour", 700),
+}
+
+
+def sketch_section(tab: str) -> tuple:
+    """A drawing (or uploaded picture), the noise level to start from, and the button that completes it (SDEdit)."""
+    title, text, editor, settings, button, t_default = SKETCHES[tab]
+    with gr.Accordion(title, open=False):
+        gr.Markdown(text)
+        pad = editor(image_mode="RGBA", type="numpy", layers=False, format="png", elem_id=f"{tab}-sketch",
+                     **settings)  # png: the default webp is lossy and would blur pixel art
+        t_start = gr.Slider(1, 999, value=t_default, step=1, label="Noise level t to start from",
+                            elem_id=f"{tab}-t-start")
+        go = gr.Button(button, variant="primary")
+    return pad, t_start, go
