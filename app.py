@@ -140,12 +140,13 @@ def replay(step: float, rec: pg.Recording | None):
 
 
 def finish_run(rec: pg.Recording | None):
-    """After a run, finished or stopped: the replay slider on its last step, the run's GIF, and (if stopped) why."""
+    """After a run, finished or stopped: the replay slider over the steps it took, on the last one, the run's GIF,
+    and (if stopped) why."""
     if rec is None or not rec.steps:
         return gr.update(visible=False), gr.update(visible=False, value=None), gr.skip()
     last = max(rec.steps)
     stopped = f"Stopped at step {last + 1}/{rec.total}: replay or download the steps so far."
-    return (gr.update(visible=True, maximum=rec.total - 1, value=last),
+    return (gr.update(visible=True, maximum=last, value=last),
             gr.update(visible=True, value=str(viz.run_gif(rec, GIF_DIR))), gr.skip() if rec.finished else stopped)
 
 
