@@ -18,6 +18,8 @@ the picture shows each setting's first sample of every class, one row per settin
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import subprocess
 import tempfile
@@ -28,9 +30,8 @@ import torch
 from torch import nn
 
 from diffusion_core.data import to_uint8
-from diffusion_core.evaluate import coherence
+from diffusion_core.evaluate import coherence, colour_accuracy
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.sprites import colour_classes
 from diffusion_core.viz import image_grid, save_png
 
 SHIPPED = "checkpoints/pokemon"
@@ -65,7 +66,7 @@ def weights_at(commit: str, folder: Path) -> Path:
 
 def soup(pipe: Pipeline, others: list[Pipeline]) -> Pipeline:
     """A pipeline whose weights are the mean of pipe's and others' (same architecture)."""
-    model = Pipeline.load(SHIPPED).model
+    model = copy.deepcopy(pipe.model)
     states = [p.model.state_dict() for p in (pipe, *others)]
     model.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
     return Pipeline(model, pipe.info, "soup")
@@ -73,7 +74,7 @@ def soup(pipe: Pipeline, others: list[Pipeline]) -> Pipeline:
 
 def measure(x: torch.Tensor, labels: torch.Tensor) -> dict:
     """Coherence and colour-class accuracy of samples in [-1, 1]."""
-    return {"coherence": coherence(x), "colour_accuracy": float((colour_classes(to_uint8(x)) == labels.numpy()).mean())}
+    return {"coherence": coherence(x), "colour_accuracy": colour_accuracy(to_uint8(x), labels)}
 
 
 def settings(pipe: Pipeline, folder: Path) -> dict:
@@ -84,11 +85,13 @@ def settings(pipe: Pipeline, folder: Path) -> dict:
     def default(num, p=pipe):
         return p.generate(num, seed=0, label="all")
 
+    shipped = functools.cache(default)  # the default samples, drawn once: restart starts from them
+
     def restart(num):
-        x, labels = default(num)
+        x, labels = shipped(num)
         return pipe.generate(num, label=labels, x0=x, **RESTART)[0], labels
 
-    out = {"default": default}
+    out = {"default": shipped}
     out |= {name: lambda num, b=b: default(num, Pipeline(Autoguided(pipe.model, b.model, 2.0), pipe.info))
             for name, b in bad.items()}
     out["restart from t=300 once"] = restart

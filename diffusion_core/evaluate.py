@@ -56,6 +56,11 @@ def coherence(x) -> float:
     return float(np.median(smooth_neighbours(to_uint8(x))))
 
 
+def colour_accuracy(images: np.ndarray, labels: torch.Tensor) -> float:
+    """Share of uint8 sprites [N, H, W, C] whose colour class (`sprites.colour_classes`) is the asked label."""
+    return float((colour_classes(images) == labels.cpu().numpy()).mean())
+
+
 def evaluate_spiral(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     """Mean distance to the true spiral and coverage KS of `num` generated points."""
     x, _ = generate(pipe, num, None, seed, batch=num, **kw)
@@ -92,7 +97,7 @@ def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     agreement, _ = closest_by_colour(images, sprites)
     lines, _ = closest_by_lines(images, sprites)
     colour_copy, line_copy = agreement >= COPY_AGREEMENT, lines >= LINE_COPY_IOU
-    return {"colour_accuracy": float((colour_classes(images) == labels.numpy()).mean()), "n": num,
+    return {"colour_accuracy": colour_accuracy(images, labels), "n": num,
             "nn_distance_min": float(nn_samples.min()), "nn_distance_median": float(np.median(nn_samples)),
             "copy_agreement_max": float(agreement.max()), "colour_copies": int(colour_copy.sum()),
             "line_iou_median": float(np.median(lines)), "line_copies": int(line_copy.sum()),

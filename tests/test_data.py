@@ -17,6 +17,7 @@ from diffusion_core.data import (
     build_digits, cache_dir, extract_package, from_uint8, install_from_tarball, load_dataset,
     make_spiral, random_hflip, to_uint8,
 )
+from diffusion_core.evaluate import colour_accuracy
 from diffusion_core.sprites import (COLOUR_CLASSES, OLDER, SAME_DRAWING_IOU, SIZE, cap_drawings, cap_families,
                                     colour_class, colour_classes, family, foreground, line_iou, same_drawing_groups,
                                     smooth_neighbours)
@@ -278,6 +279,13 @@ def test_colour_classes_of_synthetic_sprites() -> None:
     assert mask[0].sum() == 20 * 16 and not mask[:, 0].any()  # white background ignored
     assert mask[-2].sum() == 20 * 16  # white body inside the outline is foreground
     assert colour_class(images[4], mask[4]) == COLOUR_CLASSES.index("blue")
+
+
+def test_colour_accuracy_is_the_share_read_as_asked() -> None:
+    """evaluate.colour_accuracy, the model card's figure: red and blue sprites asked to be red, blue, green -> 2/3."""
+    images = np.stack([blob(COLOURS["red"]), blob(COLOURS["blue"]), blob(COLOURS["blue"])])
+    asked = torch.tensor([COLOUR_CLASSES.index(c) for c in ("red", "blue", "green")])
+    assert colour_accuracy(images, asked) == pytest.approx(2 / 3)
 
 
 def test_colour_class_vote_and_validation() -> None:
