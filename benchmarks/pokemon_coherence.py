@@ -3,6 +3,8 @@
 - the model's x0_pred when it is given real sprites noised to t (one step, no sampler involved), with its error:
   the RMS of x0_pred - x0 over the sprites' foreground pixels, in 1/255 units, beside the noise it was given
   (sqrt(1 - alpha_bar_t) in the same units); a denoiser that leaves its input's noise in has error ~ that noise;
+  and how much of that noise the model finds, on the figures and on the white background apart: the least-squares
+  slope of eps_pred on the true eps over those pixels (1: all of it; 0: none, it stays in x0_pred as texture);
 - final samples under several sampler settings (100 each, seed 0, one row per class as in the card).
 
     .venv/bin/python -m benchmarks.pokemon_coherence [--checkpoint checkpoints/pokemon] [--num 100] [--threads 2]
@@ -40,11 +42,15 @@ def x0_pred_probe(pipe: Pipeline, data: Dataset, num: int, t: int) -> dict:
     eps = torch.randn(x0.shape, generator=g).to(pipe.device)
     t_batch = torch.full((num,), t, device=pipe.device)
     x_t = q_sample(pipe.schedule, x0, t_batch, eps)
-    x0_pred, _ = x0_and_eps(pipe.schedule, x_t, t_batch, pipe.model(x_t, t_batch, labels), pipe.info.diffusion.prediction)
+    x0_pred, eps_pred = x0_and_eps(pipe.schedule, x_t, t_batch, pipe.model(x_t, t_batch, labels),
+                                   pipe.info.diffusion.prediction)
     mask = torch.from_numpy(foreground(to_uint8(x0))).to(x0.device)  # [N, H, W]: the sprites' own pixels
     error = (x0_pred.clamp(-1, 1) - x0).movedim(1, -1)[mask]
+    found = lambda m: float((eps_pred.movedim(1, -1)[m] * eps.movedim(1, -1)[m]).sum()  # noqa: E731
+                            / eps.movedim(1, -1)[m].pow(2).sum())
     return {"coherence": coherence(x0_pred), "rms_error": float(error.pow(2).mean().sqrt()) * UINT8_SCALE,
-            "noise_std": float(pipe.schedule.sqrt_one_minus_alpha_bar[t]) * UINT8_SCALE}
+            "noise_std": float(pipe.schedule.sqrt_one_minus_alpha_bar[t]) * UINT8_SCALE,
+            "noise_found_figure": found(mask), "noise_found_background": found(~mask)}
 
 
 def main() -> None:
@@ -62,7 +68,8 @@ def main() -> None:
     out |= {f"x0_pred at t={t} on real sprites": probe["coherence"] for t, probe in probes.items()}
     for name, kw in ({} if args.x0_only else SETTINGS).items():
         out[f"samples, {name}"] = coherence(pipe.generate(args.num, seed=0, label="all", **kw)[0])
-    errors = {f"t={t}": {k: probe[k] for k in ("noise_std", "rms_error")} for t, probe in probes.items()}
+    errors = {f"t={t}": {k: probe[k] for k in ("noise_std", "rms_error", "noise_found_figure", "noise_found_background")}
+              for t, probe in probes.items()}
     print(json.dumps({"checkpoint": args.checkpoint, "num": args.num, "median_coherence": out,
                       "x0_pred_error_per_255": errors}, indent=2))
 

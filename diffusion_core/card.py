@@ -94,6 +94,8 @@ def _training_lines(training: dict) -> list[str]:
     for tr in chain:
         start = f"from {tr['init_from']['checkpoint']}'s weights, " if tr.get("init_from") else ""
         data = (f" on {tr['examples']:,} examples" if "examples" in tr else "") + _data_choices(tr.get("config", {}))
+        if tr.get("config", {}).get("train_only"):
+            data += f", training only the `{tr['config']['train_only']}*` weights (the rest frozen)"
         lines.append(f"- {start}{tr.get('steps', '?')} steps{data} in {tr.get('seconds', 0) / 60:.1f} min on "
                      f"{tr.get('hardware', '?')}, torch {tr.get('torch', '?')}; "
                      f"final loss (EMA of batches) {tr.get('final_loss') or float('nan'):.4f}")

@@ -32,7 +32,7 @@ from .models import build_model, count_parameters, model_config_to_dict
 from .pipeline import ModelInfo, Pipeline, checkpoint_config
 from .train_config import TrainConfig, load_train_config
 from .schedules import Schedule
-from .train_state import check_resumable, load_init, load_train_state, save_train_state
+from .train_state import check_resumable, load_init, load_init_weights, load_train_state, save_train_state
 from .viz import image_grid, points_image, save_png
 
 
@@ -55,6 +55,16 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     with torch.no_grad():
         for e, p in zip(ema.parameters(), model.parameters()):
             e.lerp_(p.detach().to(e.dtype), 1 - decay)
+
+
+def freeze_except(model: torch.nn.Module, prefix: str) -> torch.nn.Module:
+    """Freeze every parameter whose name does not start with `prefix` ('' trains them all); `model`."""
+    if prefix:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(prefix))
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(f"train_only {prefix!r} names no parameter of this model")
+    return model
 
 
 def preview(ema: torch.nn.Module, info: ModelInfo, path: Path) -> None:
@@ -118,17 +128,18 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
         acc.print("warning: this CPU has no AVX512-BF16 or AMX, so bf16 autocast is emulated and slower than fp32: "
                   'set "mixed_precision": "no" in the config for speed (the results differ a little)')
     set_seed(config.seed)
-    model = build_model(config.model)
+    model = freeze_except(build_model(config.model), config.train_only)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                            weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed * 7919 + acc.process_index)
     start, elapsed, loss, parent = 0, 0.0, None, None
     state = check_resumable(load_train_state(out), out, init_from, config.to_dict(), acc.print)
     if state is None:  # a fresh run: from scratch, or from checkpoint init_from's weights
         if init_from is not None:
             weights, parent = load_init(init_from, model_config_to_dict(config.model))
-            model.load_state_dict(weights)
-            ema.load_state_dict(weights)
+            load_init_weights(model, weights)
+            load_init_weights(ema, weights)
         if acc.is_main_process:  # after load_init: a bad --init-from leaves the folder as it was
             clear_step_grids(out, acc.print)
     else:

@@ -34,6 +34,7 @@ class TrainConfig:
     max_per_family: int = 0  # sprites: train on at most this many forms per family (sprites.cap_families); 0 = all
     older_drawings: bool = False  # sprites: add the older gen7x drawings (sprites.OLDER) before the caps
     max_per_drawing: int = 0  # sprites: at most this many colourings of each drawing (sprites.cap_drawings); 0 = all
+    train_only: str = ""  # train only the parameters whose names start with this ('refine.': the RefineHead); '' = all
     seed: int = 0
     sample_every: int = 1000  # steps between sample grids written to OUT/samples/
     save_every: int = 500  # steps between resumable training states

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import load_checkpoint
+from .models import model_config_from_dict, model_config_to_dict
 
 STATE_DIR = "train_state"
 
@@ -66,20 +67,39 @@ def load_train_state(out: Path) -> dict | None:
 
 
 WEIGHTLESS = ("dropout",)  # model settings that change no weight: a fine-tuning run may set them afresh
+GROWN = {"refine_channels": "refine."}  # settings that add zero-initialised weights (their names' prefix) to a model:
+# a fine-tuning run may switch them on where the checkpoint had them off (0), which leaves its outputs unchanged
 
 
 def _weight_shaping(model_config: dict | None) -> dict | None:
-    return None if model_config is None else {k: v for k, v in model_config.items() if k not in WEIGHTLESS}
+    """The settings that shape the weights, read through the config dataclass, so that a field added since a
+    checkpoint was written reads as its default."""
+    if model_config is None:
+        return None
+    d = model_config_to_dict(model_config_from_dict(model_config))
+    return {k: v for k, v in d.items() if k not in WEIGHTLESS}
 
 
 def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """The EMA weights and training record of checkpoint `path`, for a run that starts from them (fine-tuning). The
-    run's model must be the checkpoint's, up to the settings in WEIGHTLESS (dropout)."""
+    run's model must be the checkpoint's, up to the settings in WEIGHTLESS (dropout) and those in GROWN the checkpoint
+    has off (their weights are then missing: `load_init_weights` leaves them at their zero-initialised start)."""
     ckpt = load_checkpoint(path)
-    if _weight_shaping(ckpt.config.get("model")) != _weight_shaping(model_config):
+    theirs, ours = _weight_shaping(ckpt.config.get("model")), _weight_shaping(model_config)
+    if theirs is not None:
+        theirs = {k: ours.get(k, v) if k in GROWN and not v else v for k, v in theirs.items()}
+    if theirs != ours:
         raise ValueError(f"--init-from {path}: its model {json.dumps(ckpt.config.get('model'))} differs from this "
                          f"run's {json.dumps(model_config)}")
     return ckpt.state_dict, ckpt.config.get("training", {})
+
+
+def load_init_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load `load_init`'s weights into `model`; only the parts GROWN adds may be missing (they keep their start)."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    grown = tuple(GROWN.values())
+    if unexpected or any(not k.startswith(grown) for k in missing):
+        raise ValueError(f"weights do not fit the model: missing {missing}, unexpected {unexpected}")
 
 
 def check_resumable(state: dict | None, out: Path, init_from: str | None, config: dict,

@@ -1,4 +1,6 @@
 """Models: shapes, conditioning, the null label, config round trips."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -52,13 +54,33 @@ def test_patched_unet_is_the_plain_unet_on_unshuffled_pixels():
         UNetConfig(image_size=12, patch_size=2, channel_mults=(1, 2, 2))
 
 
+def test_refine_head_starts_as_the_unet_it_is_added_to_and_sees_x_t_at_full_resolution():
+    """A RefineHead's last conv starts at zero: a trained UNet with a head added gives the outputs it gave without
+    one; once the head is non-zero, it changes the output, driven by x_t's own pixels."""
+    torch.manual_seed(0)
+    config = UNetConfig(in_channels=3, image_size=16, patch_size=2, base_channels=8, channel_mults=(1, 2), groups=4,
+                        num_classes=4)
+    trunk, headed = build_model(config), build_model(replace(config, refine_channels=8))
+    torch.nn.init.normal_(trunk.out[-1].weight)
+    missing, unexpected = headed.load_state_dict(trunk.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("refine.") for k in missing)
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.tensor([0, 4])
+    torch.testing.assert_close(headed(x, t, y), trunk(x, t, y), rtol=0, atol=0)
+    torch.nn.init.normal_(headed.refine.out[-1].weight)
+    assert not torch.allclose(headed(x, t, y), trunk(x, t, y))
+    nudged = x.clone()
+    nudged[:, :, 0, 0] += 1.0  # one pixel: the head's receptive field sees it, and its output moves near it
+    change = (headed(nudged, t, y) - trunk(nudged, t, y)) - (headed(x, t, y) - trunk(x, t, y))
+    assert change[:, :, :3, :3].abs().sum() > 0
+
+
 def test_mlp_shapes_and_parameters():
     m = build_model(MLPConfig(hidden=32, num_layers=3, time_dim=16))
     assert m(torch.randn(5, 2), torch.arange(5)).shape == (5, 2)
     assert count_parameters(m) == sum(p.numel() for p in m.parameters())
 
 
-@pytest.mark.parametrize("config", [SMALL_UNET, MLPConfig(num_classes=3)])
+@pytest.mark.parametrize("config", [SMALL_UNET, replace(SMALL_UNET, refine_channels=8), MLPConfig(num_classes=3)])
 def test_config_round_trip(config):
     d = model_config_to_dict(config)
     assert model_config_from_dict(d) == config

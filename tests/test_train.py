@@ -17,7 +17,7 @@ from diffusion_core.models import MLPConfig, UNetConfig, build_model, model_conf
 from diffusion_core.pipeline import ModelInfo, SamplingDefaults, checkpoint_config
 from diffusion_core.train import train
 from diffusion_core.train_config import TrainConfig, load_train_config
-from diffusion_core.train_state import load_init
+from diffusion_core.train_state import load_init, load_init_weights
 
 TINY = dict(model={"type": "mlp", "hidden": 32, "num_layers": 2, "time_dim": 16}, steps=40, batch_size=128,
             warmup_steps=5, sample_every=1000, save_every=20)
@@ -174,6 +174,39 @@ def test_init_from_may_set_dropout_afresh_but_not_a_weight_shape(tmp_path):
         load_init(tmp_path, model_config_to_dict(replace(unet, base_channels=16)))
 
 
+def test_init_from_may_add_a_refine_head_but_not_drop_one(tmp_path):
+    unet = UNetConfig(in_channels=3, image_size=8, base_channels=8, channel_mults=(1, 2), groups=4, num_classes=4)
+    info = ModelInfo("pokemon", (3, 8, 8), ("red", "green", "blue", "white"), DiffusionConfig(T=50),
+                     SamplingDefaults("ddim", 5, 0.0, 2.0))
+    config = checkpoint_config(unet, info)
+    del config["model"]["refine_channels"]  # written before the field existed: it reads as its default, 0
+    save_checkpoint(tmp_path / "plain", build_model(unet).state_dict(), config)
+    headed = replace(unet, refine_channels=8)
+    got, _ = load_init(tmp_path / "plain", model_config_to_dict(headed))
+    model = build_model(headed)
+    load_init_weights(model, got)  # the head keeps its zero-initialised start
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in got.items())
+    with pytest.raises(ValueError, match="do not fit"):  # a model missing more than the head
+        load_init_weights(model, {k: v for k, v in got.items() if k != "conv_in.weight"})
+    save_checkpoint(tmp_path / "headed", model.state_dict(), checkpoint_config(headed, info))
+    for folder, other in (("headed", unet), ("headed", replace(headed, refine_channels=16)),
+                          ("plain", replace(headed, base_channels=16))):  # drop or resize a head; grow and widen
+        with pytest.raises(ValueError, match="differs"):
+            load_init(tmp_path / folder, model_config_to_dict(other))
+
+
+def test_train_only_trains_the_named_parameters_and_the_card_says_so(tmp_path):
+    config, _ = tiny_config(tmp_path, steps=20, train_only="out.")
+    parent = train(replace(config, train_only=""), tmp_path / "parent", "first")
+    child = train(config, tmp_path / "child", "second", init_from=str(parent))
+    before, after = weights(parent), weights(child)
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("out."))
+    assert not torch.equal(before["out.weight"], after["out.weight"])
+    assert "training only the `out.*` weights (the rest frozen)" in (child / "README.md").read_text()
+    with pytest.raises(ValueError, match="names no parameter"):
+        train(replace(config, train_only="refine."), tmp_path / "none", "third")
+
+
 def test_a_second_fine_tuning_into_the_same_folder_is_a_new_run_not_the_first_resumed(tmp_path):
     config, _ = tiny_config(tmp_path)
     c = tmp_path / "c"
@@ -212,6 +245,11 @@ def test_train_command_reports_a_missing_init_checkpoint_or_dataset(tmp_path, ca
     assert not (tmp_path / "y").exists()
 
 
+def _as_recorded(config: dict, recorded: dict) -> dict:
+    """`config` cut down to the fields (nested ones too: the model's) that `recorded` has."""
+    return {k: _as_recorded(config[k], v) if isinstance(v, dict) else config[k] for k, v in recorded.items()}
+
+
 @pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
 def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_trained_with(name):
     """What makes a card's 'Reproduce with' true: every command of the lineage, parsed by the train command
@@ -229,5 +267,5 @@ def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_tr
         assert args.out == Path("checkpoints") / name
         # read by today's code: fields added since the run take their defaults, every recorded value stays
         recorded = json.loads(json.dumps(TrainConfig.from_dict(tr["config"]).to_dict()))
-        assert {k: recorded[k] for k in tr["config"]} == tr["config"], tr["command"]
+        assert _as_recorded(recorded, tr["config"]) == tr["config"], tr["command"]
         assert json.loads(json.dumps(config_from_args(args).to_dict())) == recorded, tr["command"]

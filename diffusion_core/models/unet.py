@@ -1,6 +1,7 @@
 """A UNet for images (Ronneberger et al. 2015 as used by Ho et al. 2020): residual blocks with GroupNorm, the time
 embedding in every block, self-attention at the lowest resolution, optional class embedding with a null class, and
-optional patching (pixel-unshuffle in, pixel-shuffle out: Hoogeboom et al. 2023, "simple diffusion", sec. 3)."""
+optional patching (pixel-unshuffle in, pixel-shuffle out: Hoogeboom et al. 2023, "simple diffusion", sec. 3) and an
+optional full-resolution head that refines a patched UNet's output from x_t's own pixels."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class UNetConfig:
     dropout: float = 0.0
     num_classes: int = 0  # 0: unconditional; else labels 0..num_classes-1 plus the null label num_classes
     patch_size: int = 1  # p > 1: the UNet runs on [C*p*p, H/p, W/p] (lossless reshape; ~p*p times cheaper convs)
+    refine_channels: int = 0  # > 0: a full-resolution head of this width adds a correction (RefineHead); 0 = none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -69,6 +71,22 @@ class Attention(nn.Module):
         return x + self.proj(out.transpose(1, 2).reshape(n, c, h, w))
 
 
+class RefineHead(nn.Module):
+    """A residual correction at full resolution, from x_t and the UNet's output: conv -> ResBlock -> conv. The last
+    conv starts at zero, so a head added to a trained UNet leaves its outputs unchanged until the head has learnt."""
+
+    def __init__(self, in_channels: int, width: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.conv_in = nn.Conv2d(2 * in_channels, width, 3, padding=1)
+        self.block = ResBlock(width, width, emb_dim, groups, dropout)
+        self.out = nn.Sequential(nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x_t: torch.Tensor, output: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return output + self.out(self.block(self.conv_in(torch.cat([x_t, output], dim=1)), emb))
+
+
 class UNet(nn.Module):
     """eps_theta(x_t, t[, label]) for images [N, C, H, W] in [-1, 1]."""
 
@@ -104,6 +122,8 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, patch_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
+        self.refine = RefineHead(c.in_channels, c.refine_channels, emb_dim, c.groups, c.dropout) \
+            if c.refine_channels else None
 
     def embed(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Time embedding plus the class embedding (the null class when labels is None)."""
@@ -124,4 +144,5 @@ class UNet(nn.Module):
         h = self.mid[2](self.mid[1](self.mid[0](h, emb)), emb)
         for layer in self.up:
             h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, ResBlock) else layer(h)
-        return self.patch(self.out(h))
+        output = self.patch(self.out(h))
+        return output if self.refine is None else self.refine(x_t, output, emb)
