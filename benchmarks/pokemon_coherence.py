@@ -46,8 +46,8 @@ def x0_pred_probe(pipe: Pipeline, data: Dataset, num: int, t: int) -> dict:
                                    pipe.info.diffusion.prediction)
     mask = torch.from_numpy(foreground(to_uint8(x0))).to(x0.device)  # [N, H, W]: the sprites' own pixels
     error = (x0_pred.clamp(-1, 1) - x0).movedim(1, -1)[mask]
-    found = lambda m: float((eps_pred.movedim(1, -1)[m] * eps.movedim(1, -1)[m]).sum()  # noqa: E731
-                            / eps.movedim(1, -1)[m].pow(2).sum())
+    dot, norm = (eps_pred * eps).sum(1), eps.pow(2).sum(1)  # [N, H, W]: summed over the channels
+    found = lambda m: float(dot[m].sum() / norm[m].sum())  # noqa: E731
     return {"coherence": coherence(x0_pred), "rms_error": float(error.pow(2).mean().sqrt()) * UINT8_SCALE,
             "noise_std": float(pipe.schedule.sqrt_one_minus_alpha_bar[t]) * UINT8_SCALE,
             "noise_found_figure": found(mask), "noise_found_background": found(~mask)}
