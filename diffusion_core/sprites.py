@@ -133,6 +133,11 @@ def is_older(name: str) -> bool:
     return name.endswith(OLDER)
 
 
+def holds_older(names: list[str] | tuple[str, ...]) -> bool:
+    """Whether a sprite cache's names include the older gen7x drawings (one written before they were read does not)."""
+    return any(is_older(n) for n in names)
+
+
 def line_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU [N, M] of the dark pixels (`dark_pixels`: the drawing) of uint8 images a [N, H, W, 3] and b [M, ...]."""
     return _mask_iou(dark_pixels(a), dark_pixels(b))

@@ -109,12 +109,8 @@ def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
         say(f"removed {len(old)} sample grids of the previous run from {Path(out) / 'samples'}")
 
 
-def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
-    """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
-    checkpoint `init_from` if given; prepare with Accelerate."""
-    # first: a dataset not fetched yet fails before anything starts
-    data = load_dataset(config.dataset, max_per_family=config.max_per_family, older_drawings=config.older_drawings,
-                        max_per_drawing=config.max_per_drawing)
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """The Accelerator for a run: mixed precision "auto" is bf16 on a GPU that has it, else none."""
     mp = config.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
@@ -127,6 +123,16 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     if mp == "bf16" and acc.device.type == "cpu" and cpu_has_fast_bf16() is False:
         acc.print("warning: this CPU has no AVX512-BF16 or AMX, so bf16 autocast is emulated and slower than fp32: "
                   'set "mixed_precision": "no" in the config for speed (the results differ a little)')
+    return acc
+
+
+def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
+    """Build model, EMA, optimiser and data; restore OUT/train_state if present, else start from the weights of
+    checkpoint `init_from` if given; prepare with Accelerate."""
+    # first: a dataset not fetched yet fails before anything starts
+    data = load_dataset(config.dataset, max_per_family=config.max_per_family, older_drawings=config.older_drawings,
+                        max_per_drawing=config.max_per_drawing)
+    acc = make_accelerator(config)
     set_seed(config.seed)
     model = freeze_except(build_model(config.model), config.train_only)
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -153,7 +159,7 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     model, opt = acc.prepare(model, opt)
     acc.print(f"{config.dataset}: {len(data.x)} examples {tuple(data.x.shape[1:])}, "
               f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, "
-              f"{acc.num_processes} process(es) on {acc.device}, mixed precision {mp}")
+              f"{acc.num_processes} process(es) on {acc.device}, mixed precision {acc.mixed_precision}")
     return Run(acc, model, ema.to(acc.device), opt, lr_sched, gen, config.diffusion.make_schedule().to(acc.device),
                data, model_info(config, data), start, elapsed, loss, init_from, parent)
 

