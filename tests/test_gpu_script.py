@@ -59,5 +59,8 @@ def test_gpu_script_calibrates_trains_side_by_side_packs_and_evaluates(tmp_path)
     with tarfile.open(out / "logs.tar") as tar:
         calib = json.load(tar.extractfile("./calib_a.json"))["train_loop"]
         evaluation = json.load(io.TextIOWrapper(tar.extractfile("./eval_b.json")))
+        found = json.load(tar.extractfile("./noise_found_a.json"))["x0_pred_error_per_255"]
     assert calib["images_per_s"] > 0 and calib["batch"] == 2
     assert 0 <= evaluation["colour_accuracy"] <= 1 and "line_copies" in json.dumps(evaluation)
+    assert set(found) == {"t=20", "t=50", "t=100", "t=300", "t=600"} and "filter_noise_found_figure" in found["t=20"]
+    assert "a noise found on the figures (model, filter):" in done.stdout

@@ -185,3 +185,15 @@ def test_lenet_on_real_digits() -> None:
     report = fld_report(ds.x[idx], ds.labels[idx])
     assert report["accuracy"] > 0.95 and report["n"] == 500
     assert report["fld"] < 10 * report["real_vs_real"]  # real digits are close to real statistics
+
+
+def test_the_coherence_benchmarks_bilateral_floor_smooths_flat_colour_and_keeps_edges() -> None:
+    from benchmarks.pokemon_coherence import FILTER, bilateral
+    g = torch.Generator().manual_seed(0)
+    edge = torch.full((2, 3, 24, 24), -0.6)
+    edge[..., 12:] = 0.7  # two flat colours with a sharp edge between them
+    assert torch.allclose(bilateral(edge, 0.05, **FILTER), edge, atol=1e-6)  # nothing to average across the edge
+    eps = torch.randn(edge.shape, generator=g)
+    smoothed = bilateral(edge + 0.05 * eps, 0.05, **FILTER)
+    residual = (smoothed - edge).pow(2).mean().sqrt()
+    assert residual < 0.05 / 3  # over 7 x 7 neighbours of one colour, most of the noise averages out

@@ -10,9 +10,8 @@
 # Each run trains in a folder of its own (ARMS/NAME) into checkpoints/pokemon, so the command its card records is
 # the shipped checkpoint's. What comes back, under $OUT (the device returns at most 8 files of at most 16 MiB):
 # each finished checkpoint as NAME.tar (folder pokemon/: weights, config, card; no train_state), its sample grids
-# as NAME_samples.tar, and logs.tar
-# (calibration, training and evaluation logs and JSON); the evaluation JSON is printed too. The model card of
-# each records its exact command.
+# as NAME_samples.tar, and logs.tar (calibration, training, noise-found probe and evaluation logs and JSON); the
+# probe and the evaluation are printed too. The model card of each records its exact command.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu_out}
@@ -54,7 +53,7 @@ print(max($MIN_STEPS, int(d['steps_per_s'] * $TRAIN_SECONDS) // 100 * 100))" "$L
     echo "$name: $steps steps of $config"
     # each run in a folder of its own, so that every card records the shipped name, --out checkpoints/pokemon
     mkdir -p "$ARMS/$name/checkpoints"
-    ln -s "$PWD/diffusion_core" "$PWD/configs" "$ARMS/$name/"
+    ln -s "$PWD/diffusion_core" "$PWD/configs" "$PWD/benchmarks" "$ARMS/$name/"
     (cd "$ARMS/$name" && $PY -m diffusion_core.train --dataset pokemon --config "$config" --steps "$steps" \
         --out checkpoints/pokemon --threads "$THREADS") > "$LOGS/train_$name.log" 2>&1 &
 done
@@ -71,6 +70,15 @@ for run in "${RUNS[@]}"; do
     else
         echo "training $name failed:" >&2; tail -c 2000 "$LOGS/train_$name.log" >&2
     fi
+done
+# how much of the noise each finds on the figures, beside a bilateral filter's (seconds; docs/TRAINING.md)
+for name in "${finished[@]}"; do
+    (cd "$ARMS/$name" && $PY -m benchmarks.pokemon_coherence --checkpoint checkpoints/pokemon --x0-only \
+        --threads "$THREADS") > "$LOGS/noise_found_$name.json" 2> "$LOGS/noise_found_$name.log" || true
+    echo "$name noise found on the figures (model, filter):"
+    $PY -c "import json, sys; d = json.load(open(sys.argv[1]))['x0_pred_error_per_255']
+for t, v in d.items(): print(' ', t, round(v['noise_found_figure'], 3), round(v['filter_noise_found_figure'], 3))" \
+        "$LOGS/noise_found_$name.json" || true
 done
 left=$((DEADLINE - SECONDS))
 echo "training done at ${SECONDS}s; ${left}s left for evaluation"
