@@ -41,9 +41,7 @@ PROBE_TS = (20, 50, 100, 300, 600)
 SETTINGS = {"ddim-50 eta 1 g=3 (default)": {}, "ddim-50 eta 0": dict(eta=0.0), "ddim-100": dict(steps=100),
             "dpm++-20": dict(sampler="dpm++", steps=20), "g=1": dict(guidance=1.0),
             "g=3 on t <= 600": dict(guidance_interval=(-1, 600))}
-
-
-FILTER = dict(radius=3, sigma_space=2.0, range_per_noise=2.0)  # one setting for every t, not tuned
+FILTER = dict(radius=3, sigma_space=2.0, range_per_noise=2.0)  # one for every t; the lowest error of 3 tried
 FILTER_UP_TO = 50
 
 
@@ -69,7 +67,8 @@ def model_denoiser(pipe: Pipeline):
 
 
 def filter_denoiser(pipe: Pipeline):
-    """(x0_pred, eps_pred) of the bilateral filter on x_t / sqrt(alpha_bar_t) (x0 plus noise of std sigma_t)."""
+    """(x0_pred, eps_pred) of the bilateral filter on x_t / sqrt(alpha_bar_t) (x0 plus noise of std sigma_t); every
+    image of a batch at the same t, as the probe and the sampler call it."""
     def denoise(x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor):
         a = extract(pipe.schedule.sqrt_alpha_bar, t, x_t.ndim)
         sigma = float(pipe.schedule.sqrt_one_minus_alpha_bar[t[0]] / pipe.schedule.sqrt_alpha_bar[t[0]])
