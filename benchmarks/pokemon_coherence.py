@@ -27,13 +27,12 @@ import numpy as np
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from diffusion_core.data import UINT8_SCALE, Dataset, load_dataset, to_uint8
-from diffusion_core.device import make_generator
 from diffusion_core.diffusion import extract, predict_eps, q_sample, v_target, x0_and_eps
 from diffusion_core.evaluate import coherence
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.samplers import sample_final
 from diffusion_core.sprites import foreground
 from diffusion_core.viz import image_grid, save_png
 
@@ -77,22 +76,20 @@ def filter_denoiser(pipe: Pipeline):
     return denoise
 
 
-@torch.inference_mode()
-def samples_with_filter(pipe: Pipeline, num: int, t_max: int) -> torch.Tensor:
-    """The default sampling run (seed 0, one row per class) with the filter's x0_pred at t <= t_max."""
-    d, prediction = pipe.info.sampling, pipe.info.diffusion.prediction
-    labels = pipe.labels_for(num, "all")
-    model, floor = pipe.eps_fn(labels, d.guidance, d.guidance_interval), filter_denoiser(pipe)
+class FilterAtCleanEnd(nn.Module):
+    """The checkpoint's model with the filter's prediction at t <= t_max, in the model's own parameterisation (the
+    same for every label, so guidance leaves it as it is); sampled through a Pipeline like any model."""
 
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if int(t[0]) > t_max:
-            return model(x_t, t)
-        x0_pred, eps_pred = floor(x_t, t, labels)
-        return v_target(pipe.schedule, x0_pred, t, eps_pred) if prediction == "v" else eps_pred
+    def __init__(self, pipe: Pipeline, t_max: int):
+        super().__init__()
+        self.model, self.floor, self.t_max = pipe.model, filter_denoiser(pipe), t_max
+        self.schedule, self.prediction = pipe.schedule, pipe.info.diffusion.prediction
 
-    return sample_final(eps_fn, pipe.schedule, (num, *pipe.info.data_shape), generator=make_generator(0, pipe.device),
-                        sampler=d.sampler, steps=d.steps, eta=d.eta, clip_x0=pipe.info.diffusion.clip_x0,
-                        prediction=prediction)
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if int(t[0]) > self.t_max:
+            return self.model(x_t, t, labels)
+        x0_pred, eps_pred = self.floor(x_t, t, labels)
+        return v_target(self.schedule, x0_pred, t, eps_pred) if self.prediction == "v" else eps_pred
 
 
 @torch.inference_mode()
@@ -145,7 +142,8 @@ def main() -> None:
         finals[name] = pipe.generate(args.num, seed=0, label="all", **kw)[0]
         out[f"samples, {name}"] = coherence(finals[name])
     if not args.x0_only:
-        filtered = samples_with_filter(pipe, args.num, FILTER_UP_TO)
+        filtered = Pipeline(FilterAtCleanEnd(pipe, FILTER_UP_TO), pipe.info, device=pipe.device).generate(
+            args.num, seed=0, label="all")[0]
         out[f"samples, default with the filter's x0_pred at t <= {FILTER_UP_TO}"] = coherence(filtered)
         if args.picture:
             save_picture(finals[next(iter(SETTINGS))], filtered, pipe.info.num_classes, args.picture)
