@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import SPIRAL_T_MAX, SPIRAL_T_MIN, spiral_curve
-from .sprites import SAME_DRAWING_IOU, SMOOTH_STEP, foreground, line_iou
+from .sprites import SAME_DRAWING_IOU, SMOOTH_STEP, dark_pixels, foreground, mask_iou
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -231,7 +231,14 @@ def closest_by_lines(samples: np.ndarray, train: np.ndarray,
     """Each uint8 sample's [N, H, W, 3] highest IoU of dark pixels (`sprites.dark_pixels`) with a training sprite
     [M, H, W, 3] or its mirror image, and that sprite's index (exact: all pairs, one matrix product). skip: a
     boolean [N, M] of pairs not to count (a sprite against its own family, say)."""
-    iou = line_iou(samples, _with_mirrors(train))
+    return closest_drawing(dark_pixels(samples), dark_pixels(train), skip)
+
+
+def closest_drawing(sample_lines: np.ndarray, train_lines: np.ndarray,
+                    skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`closest_by_lines` on dark-pixel masks already taken (samples [N, H, W], sprites [M, H, W]): each sample's
+    highest IoU with a sprite's mask or its mirror image, and that sprite's index."""
+    iou = mask_iou(sample_lines, np.concatenate([train_lines, train_lines[:, :, ::-1]]))
     if skip is not None:
         iou[np.concatenate([skip, skip], axis=1)] = 0.0
-    return iou.max(1), iou.argmax(1) % len(train)
+    return iou.max(1), iou.argmax(1) % len(train_lines)

@@ -230,7 +230,7 @@ def spiral_stream(pipe: Pipeline, s: RunSettings) -> Iterator[LiveFrame]:
 
 def image_stream(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None) -> Iterator[LiveFrame]:
     """An image run: outputs (x_t grid, x0_pred grid, tagged final samples or None) per displayed frame."""
-    from .viz import display_grid, final_tags, step_caption, tag_summary, tagged_grid
+    from .viz import copy_notes, display_grid, final_tags, step_caption, tag_summary, tagged_grid
 
     start = time.monotonic()
     for out, rec in live_run(pipe, s, x0):
@@ -239,9 +239,9 @@ def image_stream(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None)
         status = step_caption(out.index, rec.total, out.t)
         final = None
         if done:
-            tags = final_tags(pipe, out.x_t, x_t, rec.labels)
-            status = f"Done in {time.monotonic() - start:.1f} s · {status}{tag_summary(pipe, tags)}"
-            final = tagged_grid(x_t, tags, s.per_row, 56 if x_t.shape[1] < 40 else 96)
+            tags, (notes, copies) = final_tags(pipe, out.x_t, x_t, rec.labels), copy_notes(pipe, x_t, x0 is None)
+            status = f"Done in {time.monotonic() - start:.1f} s · {status}{tag_summary(pipe, tags)}{copies}"
+            final = tagged_grid(x_t, tags, s.per_row, 56 if x_t.shape[1] < 40 else 96, notes)
         grids = display_grid(x_t, s.per_row), display_grid(x0_pred, s.per_row)
         yield LiveFrame(out.index, (*grids, final), status, rec)
 

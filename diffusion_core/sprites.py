@@ -140,10 +140,10 @@ def holds_older(names: list[str] | tuple[str, ...]) -> bool:
 
 def line_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU [N, M] of the dark pixels (`dark_pixels`: the drawing) of uint8 images a [N, H, W, 3] and b [M, ...]."""
-    return _mask_iou(dark_pixels(a), dark_pixels(b))
+    return mask_iou(dark_pixels(a), dark_pixels(b))
 
 
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU [N, M] of boolean masks a [N, H, W] and b [M, H, W]."""
     da, db = (m.reshape(len(m), -1).astype(np.float32) for m in (a, b))
     inter = da @ db.T
@@ -154,7 +154,7 @@ def same_drawing_groups(images: np.ndarray, threshold: float = SAME_DRAWING_IOU)
     """A group id [N] per uint8 sprite [N, H, W, 3]: sprites whose drawings overlap (`line_iou`, either one
     mirrored) >= threshold are in one group, and so, in chains, are their own such neighbours (union-find)."""
     dark = dark_pixels(images)  # once: a mirror image's dark pixels are the mirrored dark pixels
-    iou = np.maximum(_mask_iou(dark, dark), _mask_iou(dark, dark[:, :, ::-1]))
+    iou = np.maximum(mask_iou(dark, dark), mask_iou(dark, dark[:, :, ::-1]))
     parent = np.arange(len(images))
 
     def root(i: int) -> int:

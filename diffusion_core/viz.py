@@ -104,20 +104,34 @@ def display_grid(images: np.ndarray, per_row: int, width: int | None = None) -> 
     return grid[..., 0] if grid.shape[-1] == 1 else grid
 
 
-def tagged_grid(images: np.ndarray, tags: list[tuple[str, bool | None]], per_row: int, cell: int = 84) -> np.ndarray:
-    """uint8 images [N, H, W, C] enlarged to about `cell` px, each tagged below (green: as asked, red: not)."""
+def tagged_grid(images: np.ndarray, tags: list[tuple[str, bool | None]], per_row: int, cell: int = 84,
+                notes: list[str] | None = None) -> np.ndarray:
+    """uint8 images [N, H, W, C] enlarged to about `cell` px, each tagged below (green: as asked, red: not), and
+    with a second line in red where `notes` has one (a line copy, say)."""
     scale = max(1, cell // images.shape[2])
     h, w = images.shape[1] * scale, images.shape[2] * scale
-    rows = -(-len(images) // per_row)
-    canvas = Image.new("RGB", (per_row * (w + 6) + 6, rows * (h + 24) + 6), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=13)
-    for i, (img, (text, ok)) in enumerate(zip(images, tags)):
-        x, y = 6 + (i % per_row) * (w + 6), 6 + (i // per_row) * (h + 24)
+    rows, below = -(-len(images) // per_row), 24 + (16 if notes and any(notes) else 0)
+    canvas = Image.new("RGB", (per_row * (w + 6) + 6, rows * (h + below) + 6), "white")
+    draw, font, small = ImageDraw.Draw(canvas), ImageFont.load_default(size=13), ImageFont.load_default(size=11)
+    for i, (img, (text, ok), note) in enumerate(zip(images, tags, notes or [""] * len(images))):
+        x, y = 6 + (i % per_row) * (w + 6), 6 + (i // per_row) * (h + below)
         tile = Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).resize((w, h), Image.NEAREST)
         canvas.paste(tile.convert("RGB"), (x, y))
         colour = (90, 90, 90) if ok is None else (20, 130, 40) if ok else (200, 30, 30)
         draw.text((x + w / 2, y + h + 3), text, fill=colour, font=font, anchor="mt")
+        if note:
+            draw.text((x + w / 2, y + h + 19), fit_text(note, small, w + 4), fill=(200, 30, 30), font=small,
+                      anchor="mt")
     return np.asarray(canvas)
+
+
+def fit_text(text: str, font, width: float) -> str:
+    """`text`, cut short with '…' where it is wider than `width` px in `font`."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def pair_picture(x_t: np.ndarray, x0_pred: np.ndarray, caption: str, per_row: int = 1,
@@ -162,6 +176,26 @@ def tag_summary(pipe, tags: list[tuple[str, bool | None]]) -> str:
         return ""
     what = "LeNet reads the asked digit" if pipe.info.dataset == "digits" else "the colour class is the asked one"
     return f" · {what} in {sum(hits)} of {len(hits)} samples"
+
+
+def copy_notes(pipe, images: np.ndarray, from_noise: bool = True) -> tuple[list[str], str]:
+    """Per Pokémon sample 'copy of NAME' where it redraws a training sprite (a line copy, `outlines.closest_sprites`),
+    else '', and the run's status clause; no notes for other datasets, sprites of another size, or a run that
+    started from a given drawing (SDEdit keeps that drawing by design)."""
+    from .metrics import LINE_COPY_IOU
+    from .outlines import closest_sprites, shipped_outlines
+
+    if not from_noise or pipe.info.dataset != "pokemon" or images.shape[1:3] != shipped_outlines().lines.shape[1:]:
+        return [""] * len(images), ""
+    iou, names, copy = closest_sprites(images, shipped_outlines())
+    notes = [f"copy of {name}" if c else "" for name, c in zip(names, copy)]
+    if copy.any():
+        which = ", ".join(sorted({name for name, c in zip(names, copy) if c}))
+        verb = "redraws" if copy.sum() == 1 else "redraw"
+        return notes, f" · {int(copy.sum())} {verb} a training sprite's outline: {which}"
+    i = int(iou.argmax())
+    return notes, (f" · none redraws a training sprite's outline (closest: overlap {iou[i]:.2f} with "
+                   f"{names[i]}; a copy overlaps ≥ {LINE_COPY_IOU})")
 
 
 # ---------------------------------------------------------------- replay and GIF of a run

@@ -125,6 +125,7 @@ def test_image_tabs_stream_png_grids_and_tag_the_final_samples(client, url, tab,
     x_t, x0_pred, final, status = outputs[-1]
     assert png(x_t, url).size == png(x0_pred, url).size and png(final, url).mode == "RGB"
     assert "Done in" in status and ("LeNet reads" if tab == "digits" else "colour class") in status
+    assert ("redraw" in status and "a training sprite's outline" in status) == (tab == "pokemon")
     assert client.predict(api_name=f"/{tab}_gif")[0]["value"] == 2
     assert client.predict(0, api_name=f"/{tab}_replay")[2].startswith("step 1/3")
 
@@ -145,6 +146,7 @@ def test_pokemon_sprite_is_recoloured_and_an_empty_picture_is_refused(client, ur
               "id": None}
     *_, final, status = client.predict(sprite, 650, *args, api_name="/pokemon_sketch")
     assert "Done in" in status and "step 3/3" in status and png(final, url).size[0] > 0
+    assert "training sprite" not in status  # no copy check: SDEdit keeps the drawing it was given
     blank = tmp_path / "white.png"
     Image.new("RGB", (64, 64), "white").save(blank)
     with pytest.raises(AppError, match="picture is empty"):

@@ -123,6 +123,7 @@ def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title,
                     lambda: "Done in" in status(page, tab))
     assert len(sources - {None}) >= 2  # the grid changed while the run was in progress
     page.wait_for_selector(f"#{tab}-final img", timeout=30_000)
+    assert ("training sprite's outline" in status(page, tab)) == (tab == "pokemon")  # the copy check
     page.wait_for_selector(f"#{tab}-gif a[download]", timeout=30_000)
     shoot(page, f"app_{tab}", docs=True)
     set_number(page, f"{tab}-replay", 0)
@@ -160,6 +161,7 @@ def test_pokemon_example_sprite_is_recoloured(page):
     page.wait_for_function("document.querySelector('#pokemon-status').textContent.includes('Done in')",
                            timeout=120_000)
     assert "colour class" in page.locator("#pokemon-status").text_content()
+    assert "training sprite" not in page.locator("#pokemon-status").text_content()  # SDEdit keeps its drawing
     shoot(page, "app_pokemon_recolour", docs=True)
 
 
