@@ -217,9 +217,8 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             status = gr.Markdown("Press **Generate** to start from pure noise.", elem_id=f"{tab}-status")
             replay_step = gr.Slider(0, 999, step=1, label="Replay: step", visible=False, elem_id=f"{tab}-replay")
             gif = gr.File(label="GIF of the run (x_t beside x0_pred)", elem_id=f"{tab}-gif", visible=False)
-            what = "what LeNet reads (green = as asked)" if tab == "digits" else \
-                "colour class (green = as asked), and in red the training sprite one redraws"
-            final = [] if tab == "spiral" else [gr.Image(label=f"Final samples: {what}",
+            what = "what LeNet reads" if tab == "digits" else "colour class"  # a copy says so under its tile
+            final = [] if tab == "spiral" else [gr.Image(label=f"Final samples: {what} (green = as asked)",
                                                          format="png", elem_id=f"{tab}-final", interactive=False,
                                                          elem_classes="final-grid")]
     state = gr.State(None, time_to_live=1800)
