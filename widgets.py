@@ -13,18 +13,18 @@ from PIL import Image
 
 from diffusion_core import playground as pg
 from diffusion_core import sketch, viz
-from diffusion_core.data import DIGIT_CLASSES
+from diffusion_core.data import DIGIT_CLASSES, FASHION_CLASSES
 from diffusion_core.sprites import COLOUR_CLASSES
 
 STATIC = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 SAMPLER_CHOICES = [("DDPM (ancestral, all T steps)", "ddpm"), ("DDIM", "ddim"), ("DPM-Solver++ (2M)", "dpm++")]
-CLASSES = {"digits": DIGIT_CLASSES, "pokemon": COLOUR_CLASSES}
-LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]] for tab, what in (("digits", "digit"),
-                                                                                      ("pokemon", "colour"))}
+CLASSES = {"digits": DIGIT_CLASSES, "fashion": FASHION_CLASSES, "pokemon": COLOUR_CLASSES}
+LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]]
+          for tab, what in (("digits", "digit"), ("fashion", "class"), ("pokemon", "colour"))}
 DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
-            "pokemon": dict(num=9, label="blue", refresh=0.04)}
+            "fashion": dict(num=4, label="all", refresh=0.04), "pokemon": dict(num=9, label="blue", refresh=0.04)}
 
 SCATTER_HTML = '<div class="live-scatter"><div class="live-plot"></div><canvas class="live-canvas"></canvas></div>'
 SCATTER_CSS = (".live-scatter{position:relative;width:100%;min-height:430px}"
@@ -90,6 +90,13 @@ SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, butto
                gr.Sketchpad, dict(label="Draw a digit", canvas_size=(280, 280),
                                   brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
                "Complete my drawing", 600),
+    "fashion": ("✏️ Draw a garment and let the model finish it",
+                "Draw the shape of a shoe, a bag, a dress or a shirt, filled in or as an outline, pick what it is in "
+                "**Label** above, press **Complete**. SDEdit noises your drawing to step **t** and denoises it: a "
+                "small t keeps your strokes, a large t only their rough shape.",
+                gr.Sketchpad, dict(label="Draw a garment", canvas_size=(280, 280),
+                                   brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
+                "Complete my drawing", 600),
     "pokemon": ("✏️ Recolour a sprite, or draw one",
                 "A sprite is loaded: pick a colour in **Label** above (or **all** for one row per colour), press "
                 "**Recolour**. SDEdit noises the picture to step **t** and denoises it, guided to the colour: a "

@@ -14,7 +14,7 @@ DATA_SOURCES = {
     "pokemon": "Pokémon box sprites (gen 8 regular + shiny; gen 7's older drawings where a run below says so), "
                "npm package `pokesprite-images@2.7.0`, "
                "composited on white, labelled by colour class",
-    "fashion": "Fashion-MNIST, Debian package `dataset-fashion-mnist`",
+    "fashion": "the 60,000 Fashion-MNIST training images with labels, Debian package `dataset-fashion-mnist`",
 }
 
 
@@ -23,6 +23,8 @@ HEADLINES = {  # dataset: (the card's setting a page quotes, evaluate.SUITES / s
                             "coverage KS {coverage_ks:.3f}"),
     "digits": ("ddim-20 g=2", "DDIM, 20 steps, g = 2: FLD {fld:.1f} (real digits against real: {real_vs_real:.1f}), "
                               "LeNet reads the asked digit in {accuracy:.1%}"),
+    "fashion": ("ddim-20 g=2", "DDIM, 20 steps, g = 2: FLD {fld:.1f} (real clothes against real: {real_vs_real:.1f}), "
+                               "its LeNet reads the asked class in {accuracy:.1%}"),
     "pokemon": ("ddim-50 default guidance", "DDIM, 50 steps, g = {g:g}: the asked colour class in "
                 "{colour_accuracy:.0%}, {line_copies} of {n} samples redraw a training sprite's outline, "
                 "colour coherence {smooth_neighbours_median:.2f} (the sprites: {train_smooth_neighbours_median:.2f})"),

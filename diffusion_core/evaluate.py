@@ -3,8 +3,8 @@
     python -m diffusion_core.evaluate --checkpoint PATH [--sampler ... --steps ... --guidance ...] [--suite] [--write-card]
 
 spiral: mean distance of 2,000 points to the true curve and coverage (KS of the nearest-curve t vs uniform).
-digits: FLD of 2,000 digits (200 per label when conditional) against the real LeNet statistics, LeNet accuracy
-on the requested labels, and the real-vs-real baseline. pokemon: colour-class accuracy of guided samples and a
+digits, fashion: FLD of 2,000 images (200 per label when conditional) against the real ones' statistics under that
+dataset's LeNet, its accuracy on the requested labels, and the real-vs-real baseline. pokemon: colour-class accuracy of guided samples and a
 memorisation check (near copies: a sprite's colours on >= 80 % of the figure, or its drawn lines).
 `--suite` runs the settings the model card reports; `--write-card` writes them into config.json and README.md.
 """
@@ -31,7 +31,7 @@ from .sprites import colour_classes, is_older, smooth_neighbours
 
 
 EVAL_SEED = 1234  # the default seed of every evaluation (and of the model cards' metrics)
-SUITES = {  # the settings each model card reports: name -> sampling kwargs (digits: see `suite`)
+SUITES = {  # the settings each model card reports: name -> sampling kwargs (digits, fashion: see `suite`)
     "spiral": {"ddpm-1000": dict(sampler="ddpm"), "ddim-50": dict(sampler="ddim", steps=50),
                "dpm++-20": dict(sampler="dpm++", steps=20)},
     "pokemon": {"ddim-50 default guidance": dict(sampler="ddim", steps=50)},
@@ -39,9 +39,9 @@ SUITES = {  # the settings each model card reports: name -> sampling kwargs (dig
 
 
 def suite(pipe: Pipeline) -> dict[str, dict]:
-    """The settings pipe's model card reports: name -> sampling kwargs. The digits guidance intervals (every step,
-    and EDM2's sigma interval fixed in advance, README) follow the checkpoint's own schedule."""
-    if pipe.info.dataset != "digits":
+    """The settings pipe's model card reports: name -> sampling kwargs. The guidance intervals of digits and fashion
+    (every step, and EDM2's sigma interval fixed in advance, README) follow the checkpoint's own schedule."""
+    if pipe.info.dataset not in ("digits", "fashion"):
         return SUITES[pipe.info.dataset]
     every, edm2 = (-1, pipe.schedule.T - 1), interval_from_sigma(pipe.schedule, *EDM2_SIGMA)
     return {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
@@ -67,11 +67,12 @@ def evaluate_spiral(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
     return {"mean_distance": spiral_distance(x), "coverage_ks": spiral_coverage_ks(x), "n": num}
 
 
-def evaluate_digits(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
-    """FLD, label accuracy and the real-vs-real baseline of `num` digits (evenly over labels when conditional)."""
+def evaluate_fld(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
+    """FLD, label accuracy and the real-vs-real baseline of `num` digits or clothes (evenly over labels when
+    conditional), under the LeNet of the checkpoint's dataset."""
     label = "all" if pipe.info.num_classes and kw.get("guidance", pipe.info.sampling.guidance) != 0 else None
     x, labels = generate(pipe, num, label, seed, batch=500, **kw)
-    report = fld_report(x, labels)
+    report = fld_report(x, labels, pipe.info.dataset)
     return {k: v for k, v in report.items() if v is not None}
 
 
@@ -104,7 +105,8 @@ def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
             "near_copies": int((colour_copy | line_copy).sum())} | smooth
 
 
-EVALUATORS = {"spiral": evaluate_spiral, "digits": evaluate_digits, "pokemon": evaluate_pokemon}
+EVALUATORS = {"spiral": evaluate_spiral, "digits": evaluate_fld, "fashion": evaluate_fld,
+              "pokemon": evaluate_pokemon}
 
 
 def evaluate(pipe: Pipeline, num: int = 2000, seed: int = EVAL_SEED, **kw) -> dict:

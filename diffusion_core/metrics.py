@@ -55,15 +55,18 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
-def fld_report(images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float | int | None]:
-    """FLD of digits [N, 1, 28, 28] in [-1, 1] against the real digits, and LeNet accuracy on `labels`.
+def fld_report(images: torch.Tensor, labels: torch.Tensor | None = None,
+               dataset: str = "digits") -> dict[str, float | int | None]:
+    """FLD of images [N, 1, 28, 28] in [-1, 1] against the real ones of `dataset` (digits or fashion: the features
+    of that dataset's LeNet, `lenet.asset_paths`), and that LeNet's accuracy on `labels`.
 
     Returns {fld, accuracy (None without labels), real_vs_real (the baseline at 2,000 real
-    digits), n}. FLD is biased upwards for small N: compare at equal N.
+    images), n}. FLD is biased upwards for small N: compare at equal N.
     """
-    from .lenet import lenet_features, load_lenet, load_stats
+    from .lenet import asset_paths, lenet_features, load_lenet, load_stats
 
-    model, stats = load_lenet(), load_stats()
+    weights, stats_file = asset_paths(dataset)
+    model, stats = load_lenet(weights), load_stats(stats_file)
     feats = lenet_features(images, model)
     mu, sigma = feature_statistics(feats)
     accuracy = None

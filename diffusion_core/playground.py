@@ -21,7 +21,7 @@ from .pipeline import MAX_GUIDANCE, Pipeline
 from .samplers import SAMPLERS, StepOutput, timestep_plan
 
 MAX_SEED = 2**31 - 1
-MAX_SAMPLES = {"spiral": 5000, "digits": 100, "pokemon": 36}  # per run: bounds memory and time
+MAX_SAMPLES = {"spiral": 5000, "digits": 100, "fashion": 100, "pokemon": 36}  # per run: bounds memory and time
 REFRESH_S = (0.02, 2.0)  # allowed seconds between displayed frames
 RECORD_BYTES = 24 * 2**20  # replay frames kept per run (every step when they fit, else every k-th)
 

@@ -1,5 +1,5 @@
-"""Drawings and uploaded pictures as a model's x0 (SDEdit on the Digits and Pokémon tabs): a digit in MNIST's
-style, a sprite on white. Pure numpy/PIL/torch; it never imports gradio."""
+"""Drawings and uploaded pictures as a model's x0 (SDEdit on the Digits, Fashion and Pokémon tabs): a digit in
+MNIST's style, a garment in Fashion-MNIST's, a sprite on white. Pure numpy/PIL/torch; it never imports gradio."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +26,9 @@ def picture_array(value, missing: str) -> np.ndarray:
     return a
 
 
-def sketch_ink(value) -> np.ndarray:
+def sketch_ink(value, what: str = "a digit") -> np.ndarray:
     """Ink in [0, 1] (float [H, W]) of a sketch (dict with 'composite', or an image array): dark or opaque strokes."""
-    a = picture_array(value, "draw a digit on the sketchpad first")
+    a = picture_array(value, f"draw {what} on the sketchpad first")
     if a.ndim == 3 and a.shape[-1] in (1, 2, 3, 4) and a.shape[0] > 3 and a.shape[1] > 3:
         alpha = a[..., -1] / 255 if a.shape[-1] in (2, 4) else 1.0
         grey = a[..., :3].mean(-1) if a.shape[-1] >= 3 else a[..., 0]
@@ -38,12 +38,12 @@ def sketch_ink(value) -> np.ndarray:
     raise ValueError(f"the sketch must be an image [H, W] or [H, W, C], got an array of shape {a.shape}")
 
 
-def sketch_to_x0(value, size: int = 28, box: int = 20):
+def sketch_to_x0(value, size: int = 28, box: int = 20, what: str = "a digit"):
     """A drawing as an MNIST-style digit [1, size, size] in [-1, 1]: cropped, fit in `box` px, centred by mass."""
-    ink = sketch_ink(value)
+    ink = sketch_ink(value, what)
     ys, xs = np.nonzero(ink > 0.1)
     if len(ys) < 5:
-        raise ValueError("the sketch is empty: draw a digit first (white strokes on black work too if inverted)")
+        raise ValueError(f"the sketch is empty: draw {what} first (white strokes on black work too if inverted)")
     crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     scale = box / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
@@ -56,6 +56,12 @@ def sketch_to_x0(value, size: int = 28, box: int = 20):
     out = np.zeros((size, size))
     out[top:top + h, left:left + w] = small
     return torch.from_numpy(out * 2 - 1).float()[None]
+
+
+def sketch_to_garment(value):
+    """A drawing as a Fashion-MNIST-style garment [1, 28, 28] in [-1, 1]: light on black like the digits, but
+    filling the frame (its clothes span 26-28 px where MNIST fits digits in 20)."""
+    return sketch_to_x0(value, box=26, what="a garment")
 
 
 def sketch_rgba(value) -> np.ndarray:

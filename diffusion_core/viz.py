@@ -149,16 +149,17 @@ def pair_picture(x_t: np.ndarray, x0_pred: np.ndarray, caption: str, per_row: in
 # ---------------------------------------------------------------- tags of final samples
 
 def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str, bool | None]]:
-    """(tag, matches the asked label or None) per final sample: LeNet's reading of digits, a sprite's colour class."""
+    """(tag, matches the asked label or None) per final sample: what the dataset's LeNet reads in digits and
+    clothes (with its confidence), a sprite's colour class."""
     import torch
 
-    if pipe.info.dataset == "digits":
-        from .lenet import load_lenet
+    if pipe.info.dataset in ("digits", "fashion"):
+        from .lenet import asset_paths, load_lenet
 
         with torch.inference_mode():
-            conf, pred = load_lenet()(x.detach().float().cpu()).softmax(1).max(1)
+            conf, pred = load_lenet(asset_paths(pipe.info.dataset)[0])(x.detach().float().cpu()).softmax(1).max(1)
         seen = pred.tolist()
-        texts = [f"{p} ({c:.0%})" for p, c in zip(seen, conf.tolist())]
+        texts = [f"{pipe.info.class_names[p]} ({c:.0%})" for p, c in zip(seen, conf.tolist())]
     elif pipe.info.dataset == "pokemon":
         from .sprites import colour_classes
 
@@ -169,13 +170,16 @@ def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str
     return [(text, bool(s == lab) if labels else None) for text, s, lab in zip(texts, seen, labels or seen)]
 
 
+READERS = {"digits": "LeNet reads the asked digit", "fashion": "LeNet reads the asked class",
+           "pokemon": "the colour class is the asked one"}  # what a tag says, by dataset
+
+
 def tag_summary(pipe, tags: list[tuple[str, bool | None]]) -> str:
-    """'LeNet reads the asked digit in 37 of 40 samples' (or the sprites' colour version); '' if untagged."""
+    """'LeNet reads the asked digit in 37 of 40 samples' (or the clothes' or sprites' version); '' if untagged."""
     hits = [ok for _, ok in tags if ok is not None]
     if not hits:
         return ""
-    what = "LeNet reads the asked digit" if pipe.info.dataset == "digits" else "the colour class is the asked one"
-    return f" · {what} in {sum(hits)} of {len(hits)} samples"
+    return f" · {READERS[pipe.info.dataset]} in {sum(hits)} of {len(hits)} samples"
 
 
 def copy_notes(pipe, images: np.ndarray, from_noise: bool = True) -> tuple[list[str], str]:

@@ -22,7 +22,7 @@ from diffusion_core.card import headline
 from diffusion_core.guidance import describe_interval
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("spiral", "digits", "pokemon")
+NAMES = ("spiral", "digits", "fashion", "pokemon")
 
 
 def checkpoint_specs(specs: dict, cache: Path) -> dict:
@@ -117,14 +117,16 @@ def test_spiral_streams_frames_then_replays_and_makes_a_gif(client):
     assert value["step"] == 10 and value["done"] and caption.startswith("step 11/300")
 
 
-@pytest.mark.parametrize("tab, args", [("digits", ("ddim", 3, 0.0, 2.0, "all", 1, 1, 0.02)),
-                                       ("pokemon", ("dpm++", 3, 0.0, 3.0, "red", 2, 2, 0.02))])
-def test_image_tabs_stream_png_grids_and_tag_the_final_samples(client, url, tab, args):
+@pytest.mark.parametrize("tab, args, reads", [("digits", ("ddim", 3, 0.0, 2.0, "all", 1, 1, 0.02), "asked digit"),
+                                              ("fashion", ("ddim", 3, 0.0, 2.0, "all", 1, 1, 0.02), "asked class"),
+                                              ("pokemon", ("dpm++", 3, 0.0, 3.0, "red", 2, 2, 0.02), "colour class")])
+def test_image_tabs_stream_png_grids_and_tag_the_final_samples(client, url, tab, args, reads):
     outputs = list(client.submit(*args, api_name=f"/{tab}"))
     assert len(outputs) >= 2 and outputs[0][2] == {"__type__": "update"}  # the tagged grid comes at the end
     x_t, x0_pred, final, status = outputs[-1]
     assert png(x_t, url).size == png(x0_pred, url).size and png(final, url).mode == "RGB"
-    assert "Done in" in status and ("LeNet reads" if tab == "digits" else "colour class") in status
+    assert "Done in" in status and reads in status
+    assert tab == "pokemon" or "of 10 samples" in status  # label 'all', 1 per row: one sample of each class
     assert ("redraw" in status and "a training sprite's outline" in status) == (tab == "pokemon")
     assert client.predict(api_name=f"/{tab}_gif")[0]["value"] == 2
     assert client.predict(0, api_name=f"/{tab}_replay")[2].startswith("step 1/3")
@@ -162,6 +164,14 @@ def test_digits_sketch_is_completed_and_a_broken_sketch_is_refused(client, tmp_p
     bad = {"background": None, "layers": [], "composite": None, "id": None}
     with pytest.raises(AppError, match="draw a digit"):
         client.predict(bad, 300, *args, api_name="/digits_sketch")
+
+
+def test_fashion_sketch_is_completed_as_the_asked_class(client, tmp_path):
+    args = ("ddim", 3, 0.0, 2.0, "Trouser", 0, 2, 0.02)
+    *_, status = client.predict(sketch_file(tmp_path), 300, *args, api_name="/fashion_sketch")
+    assert "Done in" in status and "step 3/3" in status and "of 2 samples" in status
+    with pytest.raises(AppError, match="draw a garment"):
+        client.predict(sketch_file(tmp_path, blank=True), 300, *args, api_name="/fashion_sketch")
 
 
 GOOD = ("ddim", 3, 0.0, 2.0, "3", 0, 1, 0.02)
@@ -231,6 +241,9 @@ def test_one_step_endpoint_shows_the_trained_model_denoising_the_example(client,
     assert caption.startswith("The spiral model (linear schedule, t = 10, no label)")
     assert labels["choices"] == [["none", "none"]] and not labels["interactive"]
     assert [c[0] for c in client.predict("a digit", api_name="/label_choices")["choices"]] == ["none", *"0123456789"]
+    assert [c[0] for c in client.predict("a garment", api_name="/label_choices")["choices"]][-1] == "Ankle boot"
+    *_, caption, _ = client.predict("a garment", 300, "Ankle boot", 2, api_name="/one_step")
+    assert caption.startswith("The fashion model (cosine schedule, t = 300, label Ankle boot, g = 2)")
     for bad, message in ((("a digit", 1000, "none", 1), "t must be between 0 and 999|greater than maximum"),
                          (("the spiral (1,000 points)", 10, "3", 1), "takes no label|not in the list of choices")):
         with pytest.raises(AppError, match=message):

@@ -111,7 +111,8 @@ def test_stop_ends_a_spiral_run_early(page):
     shoot(page, "spiral_stopped")
 
 
-@pytest.mark.parametrize("tab, title, steps, samples", [("digits", "Digits", 12, 3), ("pokemon", "Pokémon", 12, 9)])
+@pytest.mark.parametrize("tab, title, steps, samples", [("digits", "Digits", 12, 3), ("fashion", "Fashion", 12, 3),
+                                                        ("pokemon", "Pokémon", 12, 9)])
 def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title, steps, samples):
     page.get_by_role("tab", name=title).click()
     page.wait_for_selector(f"#{tab}-steps input[type=number]", state="visible")
@@ -196,12 +197,12 @@ PANELS = """(() => { const fl = document.querySelector('.live-plot')._fullLayout
 
 
 def test_a_phone_sees_the_spiral_stacked_and_the_schedules_scroll(page):
-    """390 px wide: all four tabs in the bar; x_t above x0_pred (beside each other they were too narrow to read),
+    """390 px wide: all five tabs in the bar; x_t above x0_pred (beside each other they were too narrow to read),
     beside again once wide; How it works' three schedule plots keep a readable width and scroll sideways."""
     page.set_viewport_size({"width": 390, "height": 844})
     try:
         tabs = page.get_by_role("tab")  # every tab in the bar, none hidden in a "more" menu, on one line
-        assert tabs.count() == 4 and len({tabs.nth(i).bounding_box()["y"] for i in range(4)}) == 1
+        assert tabs.count() == 5 and len({tabs.nth(i).bounding_box()["y"] for i in range(5)}) == 1
         page.get_by_role("tab", name="How it works").click()
         page.wait_for_function("document.querySelector('#how-plot').scrollWidth >= 700", timeout=30_000)
         assert page.evaluate("document.querySelector('#how-plot').clientWidth") < 400

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from diffusion_core.data import SPIRAL_T_MAX, SPIRAL_T_MIN, cache_dir, load_dataset, spiral_curve
-from diffusion_core.lenet import FEATURE_DIM, STATS, WEIGHTS, LeNet5, load_lenet, load_stats
+from diffusion_core.lenet import (FEATURE_DIM, STATS, WEIGHTS, LeNet5, asset_paths, load_lenet, load_stats,
+                                  write_section)
 from diffusion_core.metrics import (
     COPY_AGREEMENT, closest_by_colour, closest_by_lines, colour_agreement, feature_statistics, fld_report,
     frechet_distance, ks_uniform, nearest_neighbour_distances, nearest_neighbours, spiral_coverage_ks, spiral_distance,
@@ -167,6 +168,39 @@ def test_lenet_assets_load() -> None:
     stats = load_stats()
     assert stats["mu"].shape == (FEATURE_DIM,) and stats["sigma"].shape == (FEATURE_DIM, FEATURE_DIM)
     assert 0 < float(stats["real_vs_real"]) < 5 and float(stats["test_accuracy"]) > 0.97
+
+
+def test_fashion_lenet_assets_load_and_an_unknown_dataset_is_refused() -> None:
+    weights, stats_file = asset_paths("fashion")
+    assert (weights, stats_file) != (WEIGHTS, STATS) and weights.exists() and stats_file.exists()
+    model, stats = load_lenet(weights), load_stats(stats_file)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in load_lenet().parameters())
+    assert 0 < float(stats["real_vs_real"]) < 5 and float(stats["test_accuracy"]) > 0.85
+    with pytest.raises(ValueError, match="no LeNet for dataset 'pokemon'"):
+        asset_paths("pokemon")
+
+
+@pytest.mark.skipif(not all((cache_dir() / f"{name}.npz").exists() for name in ("digits", "fashion")),
+                    reason="needs the cached digits and fashion (fetch digits, fetch fashion)")
+def test_each_lenet_scores_its_own_real_images_close_and_the_other_datasets_far() -> None:
+    g = torch.Generator().manual_seed(0)
+    data = {name: load_dataset(name) for name in ("digits", "fashion")}
+    picks = {name: torch.randperm(len(ds.x), generator=g)[:1000] for name, ds in data.items()}
+    for name, other in (("digits", "fashion"), ("fashion", "digits")):
+        own = fld_report(data[name].x[picks[name]], data[name].labels[picks[name]], name)
+        assert own["accuracy"] > 0.85 and own["fld"] < 5 * own["real_vs_real"]
+        foreign = fld_report(data[other].x[picks[other]], None, name)
+        assert foreign["fld"] > 20 * own["fld"]
+
+
+def test_write_section_replaces_its_own_section_and_keeps_the_others(tmp_path) -> None:
+    readme = tmp_path / "README.md"
+    write_section(readme, "A", "first")
+    write_section(readme, "B", "second")
+    write_section(readme, "A", "again")
+    text = readme.read_text()
+    assert text.count("## A") == 1 and "again" in text and "first" not in text and "second" in text
+    assert text.index("## A") < text.index("## B") and text.startswith("# Reference assets")
 
 
 def test_fld_report_on_noise() -> None:

@@ -95,14 +95,14 @@ def test_guidance_interval_default_from_config_and_override(pipe):
     assert not torch.equal(final(windowed, **kw), final(pipe, **kw))
 
 
-@pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
+@pytest.mark.parametrize("name", ["spiral", "digits", "fashion", "pokemon"])
 def test_a_loaded_checkpoint_quotes_its_cards_measured_quality(name):
     """The page says how good the model is, with the numbers of its own model card (evaluate --write-card)."""
     folder = Path(__file__).resolve().parent.parent / "checkpoints" / name
     config = json.loads((folder / "config.json").read_text())
     measured = Pipeline.load(str(folder)).measured
     values = {"spiral": ("ddpm-1000", "mean_distance", "{:.4f}"), "digits": ("ddim-20 g=2", "fld", "{:.1f}"),
-              "pokemon": ("ddim-50 default guidance", "line_copies", "{} of 500")}[name]
+              "fashion": ("ddim-20 g=2", "fld", "{:.1f}"), "pokemon": ("ddim-50 default guidance", "line_copies", "{} of 500")}[name]
     assert values[2].format(config["metrics"][values[0]][values[1]]) in measured, measured
 
 

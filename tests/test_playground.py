@@ -139,6 +139,15 @@ def test_sketch_becomes_a_centred_mnist_style_digit(rgba):
     assert (ink > 0.5).sum() > 20 and ink[:, :3].max() < 0.1  # inked, with a margin
 
 
+def test_a_garment_sketch_fills_the_frame_as_fashion_mnist_does():
+    shoe = draw([(20, 200, 260, 200), (20, 240, 260, 240), (200, 120, 200, 240)])  # sole, toe, heel: 240 px wide
+    digit_box, garment = sketch.sketch_to_x0({"composite": shoe}), sketch.sketch_to_garment({"composite": shoe})
+    width = [int(((x[0] + 1) / 2 > 0.1).any(0).sum()) for x in (digit_box, garment)]
+    assert width[0] <= 21 and width[1] >= 25  # MNIST's 20 px box, Fashion-MNIST's 26
+    with pytest.raises(ValueError, match="draw a garment"):
+        sketch.sketch_to_garment({"composite": None})
+
+
 @pytest.mark.parametrize("value, message", [
     (None, "draw a digit"), ({"composite": None}, "draw a digit"), ({"composite": np.zeros((280, 280, 4))}, "empty"),
     ("not an image", "not an image"), (np.zeros((3, 3)), "must be an image"), (np.zeros((5, 5, 7)), "must be an image"),

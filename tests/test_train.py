@@ -250,7 +250,7 @@ def _as_recorded(config: dict, recorded: dict) -> dict:
     return {k: _as_recorded(config[k], v) if isinstance(v, dict) else config[k] for k, v in recorded.items()}
 
 
-@pytest.mark.parametrize("name", ["spiral", "digits", "pokemon"])
+@pytest.mark.parametrize("name", ["spiral", "digits", "fashion", "pokemon"])
 def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_trained_with(name):
     """What makes a card's 'Reproduce with' true: every command of the lineage, parsed by the train command
     today, gives exactly the training config recorded beside it (presets, --config files and flags included)."""
@@ -262,10 +262,13 @@ def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_tr
     root = Path(__file__).resolve().parent.parent
     chain = training_lineage(load_checkpoint(root / "checkpoints" / name).config["training"])
     assert chain and all(tr["command"].startswith("python -m diffusion_core.train ") for tr in chain)
+    folders = []  # (out, init_from) of each command
     for tr in chain:
         args = parse_args(shlex.split(tr["command"])[3:])
-        assert args.out == Path("checkpoints") / name
+        folders.append((args.out, args.init_from))
         # read by today's code: fields added since the run take their defaults, every recorded value stays
         recorded = json.loads(json.dumps(TrainConfig.from_dict(tr["config"]).to_dict()))
         assert _as_recorded(recorded, tr["config"]) == tr["config"], tr["command"]
         assert json.loads(json.dumps(config_from_args(args).to_dict())) == recorded, tr["command"]
+    assert folders[-1][0] == Path("checkpoints") / name and folders[0][1] is None
+    assert all(Path(init) == out for (out, _), (_, init) in zip(folders, folders[1:]))  # each from the one before
