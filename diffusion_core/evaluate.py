@@ -4,8 +4,9 @@
 
 spiral: mean distance of 2,000 points to the true curve and coverage (KS of the nearest-curve t vs uniform).
 digits, fashion: FLD of 2,000 images (200 per label when conditional) against the real ones' statistics under that
-dataset's LeNet, its accuracy on the requested labels, and the real-vs-real baseline. pokemon: colour-class accuracy of guided samples and a
-memorisation check (near copies: a sprite's colours on >= 80 % of the figure, or its drawn lines).
+dataset's LeNet, its accuracy on the requested labels, and the real-vs-real baseline. pokemon: colour-class
+accuracy of guided samples and a memorisation check (near copies: a sprite's colours on >= 80 % of the figure, or
+its drawn lines).
 `--suite` runs the settings the model card reports; `--write-card` writes them into config.json and README.md.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from .card import command_line, hardware_description, render_card
 from .data import load_dataset, to_uint8
 from .guidance import EDM2_SIGMA, interval_from_sigma
+from .lenet import DATASETS as LENET_DATASETS
 from .metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines, fld_report,
                       nearest_neighbour_distances, spiral_coverage_ks, spiral_distance)
 from .pipeline import Pipeline
@@ -41,7 +43,7 @@ SUITES = {  # the settings each model card reports: name -> sampling kwargs (dig
 def suite(pipe: Pipeline) -> dict[str, dict]:
     """The settings pipe's model card reports: name -> sampling kwargs. The guidance intervals of digits and fashion
     (every step, and EDM2's sigma interval fixed in advance, README) follow the checkpoint's own schedule."""
-    if pipe.info.dataset not in ("digits", "fashion"):
+    if pipe.info.dataset not in LENET_DATASETS:
         return SUITES[pipe.info.dataset]
     every, edm2 = (-1, pipe.schedule.T - 1), interval_from_sigma(pipe.schedule, *EDM2_SIGMA)
     return {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
@@ -105,8 +107,7 @@ def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
             "near_copies": int((colour_copy | line_copy).sum())} | smooth
 
 
-EVALUATORS = {"spiral": evaluate_spiral, "digits": evaluate_fld, "fashion": evaluate_fld,
-              "pokemon": evaluate_pokemon}
+EVALUATORS = {"spiral": evaluate_spiral, "pokemon": evaluate_pokemon} | dict.fromkeys(LENET_DATASETS, evaluate_fld)
 
 
 def evaluate(pipe: Pipeline, num: int = 2000, seed: int = EVAL_SEED, **kw) -> dict:

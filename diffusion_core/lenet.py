@@ -28,6 +28,7 @@ WEIGHTS = ASSETS / "lenet.safetensors"  # the digits LeNet (the seed's FLD)
 STATS = ASSETS / "lenet_stats.npz"
 FEATURE_DIM = 84
 EPOCHS = {"digits": 60, "fashion": 10}  # about the same number of updates: 9,000 and 59,000 training images
+DATASETS = tuple(EPOCHS)  # the datasets a LeNet ships for: their models are measured by FLD and tagged by it
 
 
 def asset_paths(dataset: str = "digits") -> tuple[Path, Path]:

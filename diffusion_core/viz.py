@@ -153,9 +153,9 @@ def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str
     clothes (with its confidence), a sprite's colour class."""
     import torch
 
-    if pipe.info.dataset in ("digits", "fashion"):
-        from .lenet import asset_paths, load_lenet
+    from .lenet import DATASETS, asset_paths, load_lenet
 
+    if pipe.info.dataset in DATASETS:
         with torch.inference_mode():
             conf, pred = load_lenet(asset_paths(pipe.info.dataset)[0])(x.detach().float().cpu()).softmax(1).max(1)
         seen = pred.tolist()
