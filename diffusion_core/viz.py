@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import time
 from pathlib import Path
 
@@ -107,20 +108,23 @@ def display_grid(images: np.ndarray, per_row: int, width: int | None = None) -> 
 def tagged_grid(images: np.ndarray, tags: list[tuple[str, bool | None]], per_row: int, cell: int = 84,
                 notes: list[str] | None = None) -> np.ndarray:
     """uint8 images [N, H, W, C] enlarged to about `cell` px, each tagged below (green: as asked, red: not), and
-    with a second line in red where `notes` has one (a line copy, say)."""
+    with a second line in red where `notes` has one (a line copy, say). Columns widen to the longest tag, so that
+    tags like 'Ankle boot (100%)' under small tiles never run into each other."""
     scale = max(1, cell // images.shape[2])
     h, w = images.shape[1] * scale, images.shape[2] * scale
+    font, small = ImageFont.load_default(size=13), ImageFont.load_default(size=11)
+    col = max([w] + [math.ceil(font.getlength(text)) + 4 for text, _ in tags])
     rows, below = -(-len(images) // per_row), 24 + (16 if notes and any(notes) else 0)
-    canvas = Image.new("RGB", (per_row * (w + 6) + 6, rows * (h + below) + 6), "white")
-    draw, font, small = ImageDraw.Draw(canvas), ImageFont.load_default(size=13), ImageFont.load_default(size=11)
+    canvas = Image.new("RGB", (per_row * (col + 6) + 6, rows * (h + below) + 6), "white")
+    draw = ImageDraw.Draw(canvas)
     for i, (img, (text, ok), note) in enumerate(zip(images, tags, notes or [""] * len(images))):
-        x, y = 6 + (i % per_row) * (w + 6), 6 + (i // per_row) * (h + below)
+        x, y = 6 + (i % per_row) * (col + 6), 6 + (i // per_row) * (h + below)
         tile = Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).resize((w, h), Image.NEAREST)
-        canvas.paste(tile.convert("RGB"), (x, y))
+        canvas.paste(tile.convert("RGB"), (x + (col - w) // 2, y))
         colour = (90, 90, 90) if ok is None else (20, 130, 40) if ok else (200, 30, 30)
-        draw.text((x + w / 2, y + h + 3), text, fill=colour, font=font, anchor="mt")
+        draw.text((x + col / 2, y + h + 3), text, fill=colour, font=font, anchor="mt")
         if note:
-            draw.text((x + w / 2, y + h + 19), fit_text(note, small, w + 4), fill=(200, 30, 30), font=small,
+            draw.text((x + col / 2, y + h + 19), fit_text(note, small, col + 4), fill=(200, 30, 30), font=small,
                       anchor="mt")
     return np.asarray(canvas)
 

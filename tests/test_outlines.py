@@ -68,6 +68,20 @@ def test_copy_notes_name_the_sprite_a_sample_redraws():
     assert viz.copy_notes(SimpleNamespace(info=SimpleNamespace(dataset="digits")), samples[:1]) == ([""], "")
 
 
+def test_tagged_grid_widens_its_columns_so_long_tags_never_touch():
+    images, long, other = np.zeros((2, 28, 28, 1), np.uint8), ("Ankle boot (100%)", False), ("Pullover (57%)", False)
+
+    def ink(tags):  # the columns a grid's tags draw in
+        return np.flatnonzero((viz.tagged_grid(images, tags, 2, 56)[56 + 6:] != 255).any(axis=(0, 2)))
+
+    left, right = ink([long, ("", None)]), ink([("", None), long])  # one layout: the widest tag sets it
+    assert left[-1] + 2 < right[0]  # a white gap between the tags
+    grid = viz.tagged_grid(images, [long, other], 2, 56)
+    tiles = np.flatnonzero((grid[6:6 + 56, :, 0] == 0).any(axis=0))
+    assert len(tiles) == 2 * 56 and grid.shape[1] > 2 * (56 + 6) + 6  # tiles kept at 56 px, columns wider
+    assert abs((tiles[0] + tiles[55]) / 2 - (left[0] + left[-1]) / 2) <= 2  # each tile centred over its tag
+
+
 def test_tagged_grid_makes_room_for_notes_and_fits_them_to_the_tile():
     images, tags = np.zeros((4, 48, 48, 3), np.uint8), [("blue", True)] * 4
     plain = viz.tagged_grid(images, tags, 2, 96)
