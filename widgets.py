@@ -82,21 +82,23 @@ def live_outputs(tab: str) -> list:
                 gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
 
 
+def ink_pad(label: str) -> dict:
+    """Settings of a 280 px sketchpad with one black brush: the Digits and Fashion tabs draw on it alike."""
+    return dict(label=label, canvas_size=(280, 280),
+                brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed"))
+
+
 EXAMPLE_SPRITE = sketch.enlarged(np.asarray(Image.open(STATIC / "examples" / "pokemon.png").convert("RGB")), 4)
 SKETCHES = {  # tab: (accordion title, what it says, editor, its settings, button, default t_start)
     "digits": ("✏️ Draw a digit and let the model finish it",
                "Pick the brush, draw, press **Complete**. SDEdit noises your drawing to step **t** and denoises it "
                "from there: a small t keeps your strokes, a large t only their rough shape.",
-               gr.Sketchpad, dict(label="Draw a digit", canvas_size=(280, 280),
-                                  brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
-               "Complete my drawing", 600),
+               gr.Sketchpad, ink_pad("Draw a digit"), "Complete my drawing", 600),
     "fashion": ("✏️ Draw a garment and let the model finish it",
                 "Draw the shape of a shoe, a bag, a dress or a shirt, filled in or as an outline, pick what it is in "
                 "**Label** above, press **Complete**. SDEdit noises your drawing to step **t** and denoises it: a "
                 "small t keeps your strokes, a large t only their rough shape.",
-                gr.Sketchpad, dict(label="Draw a garment", canvas_size=(280, 280),
-                                   brush=gr.Brush(default_size=22, colors=["#000000"], color_mode="fixed")),
-                "Complete my drawing", 600),
+                gr.Sketchpad, ink_pad("Draw a garment"), "Complete my drawing", 600),
     "pokemon": ("✏️ Recolour a sprite, or draw one",
                 "A sprite is loaded: pick a colour in **Label** above (or **all** for one row per colour), press "
                 "**Recolour**. SDEdit noises the picture to step **t** and denoises it, guided to the colour: a "
