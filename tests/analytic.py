@@ -44,3 +44,22 @@ def gaussian_v_fn(s: Schedule, mu: float, std: float):
         x0 = mu + a * std**2 * (x_t.double() - a * mu) / (a**2 * std**2 + b**2)
         return (a * eps_fn(x_t, t).double() - b * x0).to(x_t.dtype)
     return v_fn
+
+
+def ddim_gaussian_law(s: Schedule, plan: list[tuple[int, int]], mu: float, std: float, eta: float
+                      ) -> tuple[float, float]:
+    """Exact (mean, std) of DDIM's output from x_T ~ N(0, 1) when eps_fn is gaussian_eps_fn(s, mu, std): each step
+    (Song et al. 2021, eq. 12, sigma_t from eq. 16 times eta) is x' = A x + B + sigma z with eps = k (x - a mu),
+    k = b / (a^2 std^2 + b^2), so mean' = A mean + B and var' = A^2 var + sigma^2."""
+    ab = s.alpha_bar.double()
+    m, v = 0.0, 1.0
+    for t, t_prev in plan:
+        a_t, ab_p = ab[t], (ab[t_prev] if t_prev >= 0 else torch.ones((), dtype=torch.float64))
+        a, b = a_t.sqrt(), (1 - a_t).sqrt()
+        k = b / (a**2 * std**2 + b**2)
+        sigma = eta * ((1 - ab_p) / (1 - a_t) * (1 - a_t / ab_p)).sqrt()
+        c = (1 - ab_p - sigma**2).clamp(min=0).sqrt()
+        A = ab_p.sqrt() * (1 - b * k) / a + c * k  # x0_pred = (x - b eps) / a, direction c eps
+        B = (ab_p.sqrt() * b * k - c * k * a) * mu
+        m, v = float(A * m + B), float(A**2 * v + sigma**2)
+    return m, v ** 0.5
