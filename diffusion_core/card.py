@@ -108,6 +108,8 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
     """The model card text: front matter, data, model, the exact training command, time, hardware, metrics."""
     tr = config.get("training", {})
     model = config["model"]
+    if model["type"] == "autoencoder":
+        return autoencoder_card(config)
     prediction = config["diffusion"].get("prediction", "eps")
     classes = ", ".join(config.get("class_names", [])) or "none (unconditional)"
     lines = [
@@ -121,6 +123,7 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
         f"- default sampling: {json.dumps(config.get('sampling', {}))}", "",
         "## Training", "", *_training_lines(tr),
         f"- weights: exponential moving average, {tr.get('weights_dtype', 'float32')} safetensors", "",
+        *_autoencoder_lines(config),
         "## Metrics", "",
     ]
     ev = config.get("evaluation", {})
@@ -134,4 +137,38 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
         lines += ["## Samples", "", f"![samples at the default settings]({ev['samples']['file']})", "",
                   f"At the default sampling settings above (one row per class when conditional): "
                   f"`{ev['samples']['command']}`", ""]
+    return "\n".join(lines)
+
+
+def _autoencoder_lines(config: dict) -> list[str]:
+    """A latent model's card section on its autoencoder: shape, training commands, held-out reconstructions."""
+    if "autoencoder" not in config:
+        return []
+    model, tr = config["autoencoder"], config.get("autoencoder_training", {})
+    return ["## The autoencoder (first stage)", "",
+            f"The denoiser works on {config['data_shape']} latents; this decoder draws the pixels "
+            "(latent diffusion, Rombach et al. 2022).", "", f"- model: {json.dumps(model)}", "",
+            *_training_lines(tr), *_heldout_line(tr), ""]
+
+
+def _heldout_line(training: dict) -> list[str]:
+    held = training.get("heldout")
+    if not held:
+        return []
+    return ["", f"On {held['images']} sprites of families held out of training: PSNR {held['psnr']:.2f} dB, colour "
+                f"coherence {held['coherence']:.3f} (the originals: {held['coherence_real']:.3f})."]
+
+
+def autoencoder_card(config: dict) -> str:
+    """The card of an autoencoder checkpoint (the first stage of latent diffusion): shape, training, held-out
+    reconstructions."""
+    model, tr = config["model"], config.get("training", {})
+    side = model["image_size"] // 2 ** (len(model["channels"]) - 1)
+    lines = ["---", "library_name: diffusion_core", "tags: [autoencoder, latent-diffusion]", "license: mit", "---",
+             f"# {config['dataset']} autoencoder", "",
+             f"A KL-regularised autoencoder (Rombach et al. 2022) from {config['data_shape']} images to "
+             f"{model['latent_channels']} x {side} x {side} latents, trained on "
+             f"{DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
+             f"- model: {json.dumps(model)}", "", "## Training", "", *_training_lines(tr), "",
+             "## Held-out reconstructions", *_heldout_line(tr), ""]
     return "\n".join(lines)

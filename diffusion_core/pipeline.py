@@ -1,7 +1,8 @@
-"""A loaded checkpoint ready to sample: model + schedule + metadata, shared by the CLI, the evaluator and the app."""
+"""A loaded checkpoint ready to sample: model + schedule + metadata (+ the autoencoder of a latent model), shared by
+the CLI, the evaluator and the app."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 import torch
@@ -13,11 +14,12 @@ from .device import default_device, make_generator
 from .diffusion import DiffusionConfig, q_sample
 from .guidance import check_interval, guided_eps_fn
 from .hub import resolve_checkpoint
-from .models import build_model, model_config_from_dict, model_config_to_dict
+from .models import Autoencoder, build_model, model_config_from_dict, model_config_to_dict
 from .samplers import StepOutput, sample
 from .schedules import Schedule
 
 MAX_GUIDANCE = 10.0
+AUTOENCODER_PREFIX = "autoencoder."  # the autoencoder's weights in a latent checkpoint's model.safetensors
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,13 @@ def checkpoint_config(model_config, info: ModelInfo, training: dict | None = Non
     return {"model": model_config_to_dict(model_config), **d, "training": training or {}}
 
 
+def split_weights(state_dict: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """(denoiser weights, autoencoder weights) of a checkpoint's one state dict (the second empty in pixel space)."""
+    n = len(AUTOENCODER_PREFIX)
+    return ({k: v for k, v in state_dict.items() if not k.startswith(AUTOENCODER_PREFIX)},
+            {k[n:]: v for k, v in state_dict.items() if k.startswith(AUTOENCODER_PREFIX)})
+
+
 def parse_info(config: dict) -> ModelInfo:
     """ModelInfo from a config.json dict."""
     return ModelInfo(
@@ -76,9 +85,11 @@ class Pipeline:
     """A denoiser and its schedule on one device. Holds no per-request state: safe to share between users."""
 
     def __init__(self, model: nn.Module, info: ModelInfo, source: str = "", device: torch.device | None = None,
-                 measured: str = ""):
+                 measured: str = "", autoencoder: Autoencoder | None = None):
         self.device = device or default_device()
         self.model = model.to(self.device).eval().requires_grad_(False)
+        # a latent model's decoder owns the pixels; the samplers never learn of it (they run on latents)
+        self.autoencoder = None if autoencoder is None else autoencoder.to(self.device).eval().requires_grad_(False)
         self.info = info
         self.schedule: Schedule = info.diffusion.make_schedule().to(self.device)
         self.source = source
@@ -90,19 +101,52 @@ class Pipeline:
         try:
             info = parse_info(ckpt.config)
             model = build_model(model_config_from_dict(ckpt.config["model"]))
+            ae = ckpt.config.get("autoencoder")
+            autoencoder = None if ae is None else build_model(model_config_from_dict(ae))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{ckpt.path / 'config.json'}: invalid config: {e}") from e
+        weights, ae_weights = split_weights(ckpt.state_dict)
         try:
-            model.load_state_dict(ckpt.state_dict, strict=True)
-        except RuntimeError as e:
+            model.load_state_dict(weights, strict=True)
+            if autoencoder is not None or ae_weights:
+                autoencoder.load_state_dict(ae_weights, strict=True)
+        except (RuntimeError, AttributeError) as e:
             raise CheckpointError(f"{ckpt.path / 'model.safetensors'} does not match its config.json: {e}") from e
-        return cls(model, info, ckpt.source, device, headline(ckpt.config))
+        return cls(model, info, ckpt.source, device, headline(ckpt.config), autoencoder)
 
     @classmethod
     def load(cls, name_or_path: str, repo_id: str | None = None, revision: str | None = None,
              fallback: str | None = None, device: torch.device | None = None) -> "Pipeline":
         """Load by local path or Hub repo id (see hub.resolve_checkpoint)."""
         return cls.from_checkpoint(resolve_checkpoint(name_or_path, repo_id, revision, fallback), device)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """[C, H, W] of what the pipeline shows and returns (the data shape, or the decoder's output for latents)."""
+        if self.autoencoder is None:
+            return self.info.data_shape
+        c = self.autoencoder.config
+        return (c.in_channels, c.image_size, c.image_size)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels of what a sampler yields: D(z) for a latent model, x itself otherwise (Rombach et al. 2022)."""
+        if self.autoencoder is None:
+            return x
+        with torch.inference_mode():
+            return self.autoencoder.decode(x.to(self.device))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """What the sampler works on for images x: the scaled latent E(x) for a latent model, x itself otherwise."""
+        if self.autoencoder is None:
+            return x
+        with torch.inference_mode():
+            return self.autoencoder.encode(x.to(self.device))
+
+    def to_pixels(self, out: StepOutput) -> StepOutput:
+        """A sampler's step with x_t and x0_pred decoded to pixels (only the steps that are shown need it)."""
+        if self.autoencoder is None:
+            return out
+        return replace(out, x_t=self.decode(out.x_t), x0_pred=self.decode(out.x0_pred))
 
     def labels_for(self, num: int, label: int | str | torch.Tensor | None) -> torch.Tensor | None:
         """Labels for a batch: one class, 'all' (spread evenly over the classes), a tensor, or None (unconditional)."""
@@ -145,11 +189,12 @@ class Pipeline:
         g = make_generator(seed, self.device)
         labels = self.labels_for(num, label)
         x_T = None
-        if x0 is not None:
+        if x0 is not None:  # images, encoded first in latent space
+            x0 = self.encode(x0.to(self.device).expand(num, *self.image_shape))
             t_start = self.schedule.T - 1 if t_start is None else t_start
             t = torch.full((num,), t_start, dtype=torch.long, device=self.device)
             eps = torch.randn((num, *self.info.data_shape), generator=g, device=self.device)
-            x_T = q_sample(self.schedule, x0.to(self.device).expand(num, *self.info.data_shape), t, eps)
+            x_T = q_sample(self.schedule, x0, t, eps)
         yield from sample(
             self.eps_fn(labels, d.guidance if guidance is None else guidance,
                         d.guidance_interval if guidance_interval is None else guidance_interval), self.schedule,
@@ -158,8 +203,8 @@ class Pipeline:
             prediction=self.info.diffusion.prediction)
 
     def generate(self, num: int, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The final samples of a run and their labels."""
+        """The final samples of a run (decoded to pixels) and their labels."""
         out = None
         for out in self.run(num, **kwargs):
             pass
-        return out.x_t, self.labels_for(num, kwargs.get("label"))
+        return self.decode(out.x_t), self.labels_for(num, kwargs.get("label"))

@@ -60,7 +60,7 @@ def generate(pipe: Pipeline, num: int, label, seed: int, batch: int, progress: b
             out = None
             for out in pipe.run(n, seed=seed + b, label=lab, **kw):
                 bar.update(1)
-            xs.append(out.x_t.cpu())
+            xs.append(pipe.decode(out.x_t).cpu())  # pixels, for a latent model too
     return torch.cat(xs), None if labels is None else labels.cpu()
 
 

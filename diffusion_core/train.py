@@ -1,6 +1,7 @@
 """Train a denoiser (Ho et al. 2020, Algorithm 1) on Hugging Face Accelerate and write a checkpoint folder.
 
     python -m diffusion_core.train --dataset spiral|digits|pokemon [--config FILE] --out checkpoints/NAME
+    python -m diffusion_core.train --dataset pokemon --stage autoencoder --out checkpoints/pokemon_autoencoder
 
 Runs the same under `accelerate launch --num_processes N -m diffusion_core.train ...` on several GPUs
 (or CPU processes). Resumes from OUT/train_state when it exists. The shipped weights are the EMA ones, in float16.
@@ -23,12 +24,13 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from . import autoencoder_stage as ae_stage
 from .card import command_line, hardware_description, render_card
 from .checkpoint import CheckpointError, save_checkpoint
 from .device import cpu_has_fast_bf16, default_device
 from .data import Dataset, load_dataset, random_hflip, to_uint8
 from .diffusion import denoising_loss, noisy_batch
-from .models import build_model, count_parameters, model_config_to_dict
+from .models import AutoencoderConfig, build_model, count_parameters, model_config_to_dict
 from .pipeline import ModelInfo, Pipeline, checkpoint_config
 from .train_config import TrainConfig, load_train_config
 from .schedules import Schedule
@@ -67,9 +69,14 @@ def freeze_except(model: torch.nn.Module, prefix: str) -> torch.nn.Module:
     return model
 
 
-def preview(ema: torch.nn.Module, info: ModelInfo, path: Path) -> None:
-    """Write a grid of EMA samples (one row per class when conditional) to `path`."""
-    pipe = Pipeline(ema, info, device=next(ema.parameters()).device)  # ema is frozen already: nothing to copy
+def preview(run: Run, path: Path) -> None:
+    """Write a grid of EMA samples (one row per class when conditional) to `path`; for an autoencoder, held-out
+    sprites over their reconstructions."""
+    ema, info = run.ema, run.info
+    if run.heldout is not None:
+        return ae_stage.preview_reconstructions(ema, run.heldout, path)
+    # ema is frozen already: nothing to copy
+    pipe = Pipeline(ema, info, device=next(ema.parameters()).device, autoencoder=run.autoencoder)
     if info.is_image:
         n = 8 * max(info.num_classes, 1) if info.num_classes else 64
         x, _ = pipe.generate(n, seed=0, label="all" if info.num_classes else None, sampler="ddim", steps=20)
@@ -97,6 +104,8 @@ class Run:
     loss: float | None = None  # running loss when the run was saved
     init_from: str | None = None  # checkpoint whose EMA weights this run started from
     parent: dict | None = None  # that checkpoint's training record
+    heldout: Dataset | None = None  # an autoencoder's held-out sprites (autoencoder_stage.split_heldout)
+    autoencoder: torch.nn.Module | None = None  # a latent denoiser's frozen autoencoder
 
 
 def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
@@ -132,6 +141,15 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     # first: a dataset not fetched yet fails before anything starts
     data = load_dataset(config.dataset, max_per_family=config.max_per_family, older_drawings=config.older_drawings,
                         max_per_drawing=config.max_per_drawing)
+    heldout, autoencoder = None, None
+    if config.autoencoder:  # latent diffusion: the frozen encoder's latents, computed once
+        autoencoder, ae_record = ae_stage.load_autoencoder(config.autoencoder)
+        autoencoder.training_record = ae_record  # written into the latent checkpoint beside its own record
+        data = ae_stage.encode_dataset(autoencoder, data, mirrored=config.hflip)
+    if isinstance(config.model, AutoencoderConfig):
+        if config.holdout_every < 2:
+            raise ValueError("an autoencoder is measured on held-out sprites: set holdout_every >= 2")
+        data, heldout = ae_stage.split_heldout(data, config.holdout_every)
     acc = make_accelerator(config)
     set_seed(config.seed)
     model = freeze_except(build_model(config.model), config.train_only)
@@ -161,14 +179,21 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
               f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, "
               f"{acc.num_processes} process(es) on {acc.device}, mixed precision {acc.mixed_precision}")
     return Run(acc, model, ema.to(acc.device), opt, lr_sched, gen, config.diffusion.make_schedule().to(acc.device),
-               data, model_info(config, data), start, elapsed, loss, init_from, parent)
+               data, model_info(config, data), start, elapsed, loss, init_from, parent, heldout, autoencoder)
 
 
 def micro_batch(run: Run, config: TrainConfig, micro_step: int):
-    """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
+    """(idx, x0) of this process's micro-batch, mirrored at random when the config says so."""
     acc, data = run.acc, run.data
     idx = batch_indices(len(data.x), micro_step, config.batch_size, config.seed, acc.process_index, acc.num_processes)
-    x0 = (random_hflip(data.x[idx], run.gen) if config.hflip else data.x[idx]).to(acc.device)
+    flip = config.hflip and run.autoencoder is None  # latents: the mirror images are examples of their own
+    return idx, (random_hflip(data.x[idx], run.gen) if flip else data.x[idx]).to(acc.device)
+
+
+def noisy_micro_batch(run: Run, config: TrainConfig, micro_step: int):
+    """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
+    acc, data = run.acc, run.data
+    idx, x0 = micro_batch(run, config, micro_step)
     x_t, t, eps = noisy_batch(run.schedule, x0, run.gen)
     labels = None
     if data.labels is not None and run.info.num_classes:
@@ -178,13 +203,20 @@ def micro_batch(run: Run, config: TrainConfig, micro_step: int):
     return x0, x_t, t, eps, labels
 
 
+def batch_loss(run: Run, config: TrainConfig, micro_step: int) -> torch.Tensor:
+    """The loss of a micro-batch: the denoising loss, or an autoencoder's reconstruction loss."""
+    if run.heldout is not None:
+        return ae_stage.autoencoder_loss(run.model, micro_batch(run, config, micro_step)[1], run.gen, config)
+    x0, x_t, t, eps, labels = noisy_micro_batch(run, config, micro_step)
+    return denoising_loss(config.diffusion, run.schedule, run.model(x_t, t, labels).float(), x0, t, eps)
+
+
 def train_step(run: Run, config: TrainConfig, step: int) -> float:
     """One optimiser step (grad_accum micro-batches), then the learning-rate and EMA updates; the last loss."""
     acc = run.acc
     for micro in range(config.grad_accum):
-        x0, x_t, t, eps, labels = micro_batch(run, config, step * config.grad_accum + micro)
         with acc.accumulate(run.model), acc.autocast():
-            loss = denoising_loss(config.diffusion, run.schedule, run.model(x_t, t, labels).float(), x0, t, eps)
+            loss = batch_loss(run, config, step * config.grad_accum + micro)
             acc.backward(loss)
             if acc.sync_gradients:
                 acc.clip_grad_norm_(run.model.parameters(), config.grad_clip)
@@ -212,8 +244,16 @@ def finish(run: Run, config: TrainConfig, out: Path, command: str, seconds: floa
                 "weights_dtype": str(WEIGHTS_DTYPE).removeprefix("torch.")}
     if run.init_from is not None:
         training["init_from"] = {"checkpoint": run.init_from, "training": run.parent}
-    cfg = checkpoint_config(config.model, run.info, training)
-    save_checkpoint(out, shipped_weights(run.ema), cfg, render_card(cfg))
+    model_config = config.model
+    if run.heldout is not None:  # the latents' scale, and the held-out sprites' reconstructions, as measured
+        model_config = ae_stage.with_scale_factor(run.ema, run.data)
+        training["heldout"] = ae_stage.reconstruction_report(run.ema, run.heldout.x)
+    cfg, weights = checkpoint_config(model_config, run.info, training), shipped_weights(run.ema)
+    if run.autoencoder is not None:  # one folder: both parts, both described
+        cfg["autoencoder"] = model_config_to_dict(run.autoencoder.config)
+        cfg["autoencoder_training"] = run.autoencoder.training_record
+        weights = ae_stage.joined_weights(weights, run.autoencoder)
+    save_checkpoint(out, weights, cfg, render_card(cfg))
     run.acc.print(f"wrote {out} ({seconds / 60:.1f} min)")
 
 
@@ -243,7 +283,7 @@ def fit(run: Run, config: TrainConfig, out: Path, command: str, max_steps: int |
                               "init_from": run.init_from, "parent": run.parent, "config": config.to_dict()})
         if acc.is_main_process and (done % config.sample_every == 0 or done == total):
             (out / "samples").mkdir(parents=True, exist_ok=True)
-            preview(run.ema, run.info, out / "samples" / f"step_{done:06d}.png")
+            preview(run, out / "samples" / f"step_{done:06d}.png")
     if acc.is_main_process and total == config.steps:
         finish(run, config, out, command, run.elapsed + time.time() - t0, loss_avg)
     acc.wait_for_everyone()  # after finish: a rank that tore the process group down early could abort (gloo)
@@ -254,6 +294,9 @@ def fit(run: Run, config: TrainConfig, out: Path, command: str, max_steps: int |
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m diffusion_core.train", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, choices=["spiral", "digits", "pokemon", "fashion"])
+    p.add_argument("--stage", default="denoiser", choices=["denoiser", "autoencoder", "latent"],
+                   help="latent diffusion's two stages: 'autoencoder', then 'latent' (a denoiser on its latents); "
+                        "their presets are DATASET_autoencoder and DATASET_latent")
     p.add_argument("--config", default=None, help="JSON file overriding fields of the dataset's preset")
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder, e.g. checkpoints/digits")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (overrides the preset)")
@@ -270,6 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig a command line asks for: the dataset's preset, then --config, then the flags."""
     preset = "digits" if args.dataset == "fashion" else args.dataset
+    preset += "" if args.stage == "denoiser" else f"_{args.stage}"
     config = load_train_config(preset, args.config, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     return replace(config, dataset="fashion") if args.dataset == "fashion" else config
 

@@ -1,17 +1,20 @@
-"""Denoising networks, each built from its config dataclass: TimeMLP (2D points) and UNet (images)."""
+"""Networks, each built from its config dataclass: the denoisers TimeMLP (2D points) and UNet (images), and the
+Autoencoder whose latents a latent denoiser works on."""
 from __future__ import annotations
 
 from dataclasses import asdict, fields
 
 from torch import nn
 
+from .autoencoder import Autoencoder, AutoencoderConfig
 from .mlp import MLPConfig, TimeMLP
 from .unet import UNet, UNetConfig
 
-MODELS = {"mlp": (MLPConfig, TimeMLP), "unet": (UNetConfig, UNet)}
+MODELS = {"mlp": (MLPConfig, TimeMLP), "unet": (UNetConfig, UNet), "autoencoder": (AutoencoderConfig, Autoencoder)}
+ModelConfig = MLPConfig | UNetConfig | AutoencoderConfig
 
 
-def model_config_from_dict(d: dict) -> MLPConfig | UNetConfig:
+def model_config_from_dict(d: dict) -> ModelConfig:
     """Parse {'type': 'mlp'|'unet', ...fields} into its config dataclass, naming any unknown field."""
     d = dict(d)
     kind = d.pop("type", None)
@@ -24,14 +27,14 @@ def model_config_from_dict(d: dict) -> MLPConfig | UNetConfig:
     return cls(**d)
 
 
-def model_config_to_dict(config: MLPConfig | UNetConfig) -> dict:
+def model_config_to_dict(config: ModelConfig) -> dict:
     """The inverse of model_config_from_dict (JSON-ready)."""
     kind = next(k for k, (cls, _) in MODELS.items() if isinstance(config, cls))
     d = asdict(config)
     return {"type": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
 
 
-def build_model(config: MLPConfig | UNetConfig) -> nn.Module:
+def build_model(config: ModelConfig) -> nn.Module:
     """Instantiate the network a config describes."""
     for cls, model in MODELS.values():
         if isinstance(config, cls):

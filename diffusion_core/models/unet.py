@@ -38,19 +38,21 @@ class UNetConfig:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm -> SiLU -> conv, plus the time(+class) embedding, twice, with a residual connection."""
+    """GroupNorm -> SiLU -> conv, plus the time(+class) embedding (none when emb_dim is 0), twice, with a residual
+    connection."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float = 0.0):
         super().__init__()
         self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
         self.norm2, self.conv2 = nn.GroupNorm(groups, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
+        if self.emb is not None:
+            h = h + self.emb(emb)[:, :, None, None]
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return h + self.skip(x)
 

@@ -1,0 +1,116 @@
+"""The first stage of latent diffusion (Rombach et al. 2022): what training and measuring the sprite autoencoder adds
+to the train command's loop, which runs it as it runs a denoiser when the config's model is an autoencoder."""
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import Dataset, to_uint8
+from .pipeline import AUTOENCODER_PREFIX, split_weights
+from .models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_loss, unit_variance_scale
+from .sprites import family, smooth_neighbours
+from .viz import image_grid, save_png
+
+PREVIEW = 16  # held-out sprites in the preview grid
+
+
+def is_heldout(name: str, every: int) -> bool:
+    """Whether a sprite's family is held out of autoencoder training: crc32(family) % every == 0 (stable across runs
+    and machines; a family goes whole, so no shiny twin of a held-out sprite is trained on)."""
+    return every > 0 and zlib.crc32(family(name).encode()) % every == 0
+
+
+def split_heldout(data: Dataset, every: int) -> tuple[Dataset, Dataset]:
+    """(training part, held-out part) of a sprite dataset by family (is_heldout)."""
+    held = torch.tensor([is_heldout(n, every) for n in data.item_names], dtype=torch.bool)
+
+    def part(keep: torch.Tensor) -> Dataset:
+        names = tuple(n for n, k in zip(data.item_names, keep.tolist()) if k)
+        return replace(data, x=data.x[keep], labels=None if data.labels is None else data.labels[keep], item_names=names)
+    return part(~held), part(held)
+
+
+def autoencoder_loss(model: torch.nn.Module, x0: torch.Tensor, generator: torch.Generator, config) -> torch.Tensor:
+    """The stage's loss on a batch: edge-weighted L1 of a reconstruction through a posterior sample, plus the KL."""
+    recon, mean, logvar = model(x0, generator)
+    return reconstruction_loss(x0, recon, mean, logvar, config.edge_weight, config.kl_weight)
+
+
+@torch.inference_mode()
+def reconstruct(model: Autoencoder, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """D(E(x)) through the posterior means, in batches."""
+    return torch.cat([model.decode(model.encode(x[i:i + batch])) for i in range(0, len(x), batch)])
+
+
+@torch.inference_mode()
+def latents(model: Autoencoder, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """E(x): the scaled posterior means, in batches."""
+    return torch.cat([model.encode(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of images in [-1, 1] (peak-to-peak 2): 10 log10(4 / MSE)."""
+    return float(10 * torch.log10(4.0 / (x.float() - y.float()).pow(2).mean()))
+
+
+def reconstruction_report(model: Autoencoder, x: torch.Tensor) -> dict:
+    """PSNR of D(E(x)) against x (after uint8 rounding, as shown) and the median colour coherence of both."""
+    recon = to_uint8(reconstruct(model, x.to(next(model.parameters()).device)).cpu())
+    real = to_uint8(x)
+    return {"psnr": psnr(torch.from_numpy(recon) / 127.5, torch.from_numpy(real) / 127.5),
+            "coherence": float(np.median(smooth_neighbours(recon))),
+            "coherence_real": float(np.median(smooth_neighbours(real))), "images": len(x)}
+
+
+def preview_reconstructions(model: Autoencoder, heldout: Dataset, path: Path) -> None:
+    """A grid of held-out sprites (odd rows) over their reconstructions (even rows)."""
+    x = heldout.x[:PREVIEW]
+    recon = reconstruct(model, x.to(next(model.parameters()).device)).cpu()
+    rows = [t for i in range(0, len(x), 8) for t in (x[i:i + 8], recon[i:i + 8])]
+    save_png(image_grid(to_uint8(torch.cat(rows)), nrow=8, scale=2), path)
+
+
+def with_scale_factor(model: Autoencoder, data: Dataset) -> AutoencoderConfig:
+    """The model's config with the scale factor that gives the training latents unit variance (set on the model)."""
+    model.config = replace(model.config, scale_factor=1.0)
+    z = latents(model, data.x.to(next(model.parameters()).device))
+    model.config = replace(model.config, scale_factor=unit_variance_scale(z))
+    return model.config
+
+
+# ---------------------------------------------------------------- the second stage: a denoiser on the latents
+
+def load_autoencoder(folder: str | Path) -> tuple[Autoencoder, dict]:
+    """The trained autoencoder of a checkpoint folder (an autoencoder's own, or a latent denoiser's), frozen, and
+    its training record."""
+    from .checkpoint import load_checkpoint
+    from .models import model_config_from_dict
+
+    ckpt = load_checkpoint(folder)
+    config = ckpt.config.get("autoencoder") or ckpt.config["model"]
+    if config.get("type") != "autoencoder":
+        raise ValueError(f"{folder} holds no autoencoder (its model is a {config.get('type')!r})")
+    weights = split_weights(ckpt.state_dict)[1] if "autoencoder" in ckpt.config else ckpt.state_dict
+    model = Autoencoder(model_config_from_dict(config))
+    model.load_state_dict(weights, strict=True)
+    record = ckpt.config.get("autoencoder_training") or ckpt.config.get("training", {})
+    return model.eval().requires_grad_(False), record
+
+
+def encode_dataset(model: Autoencoder, data: Dataset, mirrored: bool) -> Dataset:
+    """The dataset's latents, computed once before training (Rombach et al. 2022 train on a frozen encoder's
+    latents); with `mirrored`, the mirror images' latents follow as more examples (a latent has no exact mirror)."""
+    x = torch.cat([data.x, data.x.flip(-1)]) if mirrored else data.x
+    labels = None if data.labels is None else (torch.cat([data.labels] * 2) if mirrored else data.labels)
+    names = data.item_names * 2 if mirrored else data.item_names
+    return replace(data, x=latents(model, x).float(), labels=labels, item_names=names)
+
+
+def joined_weights(denoiser: dict[str, torch.Tensor], autoencoder: Autoencoder) -> dict[str, torch.Tensor]:
+    """One state dict holding both parts (the inverse of split_weights), the autoencoder's in half precision."""
+    return denoiser | {AUTOENCODER_PREFIX + k: v.half() if v.is_floating_point() else v
+                       for k, v in autoencoder.state_dict().items()}

@@ -1,0 +1,150 @@
+"""The sprite autoencoder (first stage of latent diffusion): shapes, the KL and edge terms against their definitions,
+the latents' scale, the held-out split, and a tiny training run through the train command's loop."""
+import json
+import math
+
+import pytest
+import torch
+
+from diffusion_core.autoencoder_stage import is_heldout, load_autoencoder, psnr, split_heldout, with_scale_factor
+from diffusion_core.checkpoint import load_checkpoint
+from diffusion_core.data import Dataset, load_dataset
+from diffusion_core.models import build_model, model_config_from_dict
+from diffusion_core.pipeline import Pipeline
+from diffusion_core.models.autoencoder import (Autoencoder, AutoencoderConfig, edge_weights, kl_divergence,
+                                               reconstruction_loss, unit_variance_scale)
+from diffusion_core.sprites import family
+from diffusion_core.train import train
+from diffusion_core.train_config import load_train_config
+
+torch.set_num_threads(1)
+SMALL = AutoencoderConfig(latent_channels=2, channels=(8, 16, 16), image_size=16)
+
+
+def test_shapes_follow_the_downsampling_factor():
+    config = AutoencoderConfig(latent_channels=8, channels=(8, 16, 32))
+    assert config.factor == 4 and config.latent_shape == (8, 12, 12)
+    model = Autoencoder(config)
+    x = torch.rand(2, 3, 48, 48) * 2 - 1
+    z = model.encode(x)
+    assert z.shape == (2, 8, 12, 12)
+    recon = model.decode(z * 100)  # far outside the training range: decode still returns images in [-1, 1]
+    assert recon.shape == x.shape and recon.abs().max() <= 1
+    with pytest.raises(ValueError, match="divisible"):
+        AutoencoderConfig(channels=(8, 16, 32), image_size=30)
+
+
+def test_config_round_trips_through_the_model_registry():
+    from diffusion_core.models import model_config_to_dict
+
+    d = model_config_to_dict(SMALL)
+    assert d["type"] == "autoencoder" and model_config_from_dict(d) == SMALL
+    assert isinstance(build_model(SMALL), Autoencoder)
+
+
+def test_kl_matches_torch_distributions():
+    mean, logvar = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4)
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mean), torch.ones_like(mean))
+    expected = torch.distributions.kl_divergence(q, p).flatten(1).sum(1)
+    torch.testing.assert_close(kl_divergence(mean, logvar), expected)
+    assert kl_divergence(torch.zeros(1, 4), torch.zeros(1, 4)).item() == 0.0
+
+
+def test_edge_weights_mark_a_pixel_and_its_four_neighbours():
+    x = torch.ones(1, 3, 5, 5)
+    assert torch.equal(edge_weights(x, 2.0), torch.ones(1, 1, 5, 5))  # a flat image has no edge
+    x[0, :, 2, 2] = -1.0  # one black pixel on white
+    expected = torch.ones(1, 1, 5, 5)
+    for i, j in ((2, 2), (1, 2), (3, 2), (2, 1), (2, 3)):
+        expected[0, 0, i, j] = 3.0
+    assert torch.equal(edge_weights(x, 2.0), expected)
+
+
+def test_reconstruction_loss_is_the_weighted_l1_plus_the_kl_per_pixel_value():
+    x = torch.ones(2, 3, 4, 4)
+    x[:, :, 0, 0] = -1.0
+    recon, mean, logvar = x + 0.5, torch.randn(2, 2, 2, 2), torch.randn(2, 2, 2, 2)
+    w = edge_weights(x, 1.0)
+    expected = (w * 0.5).expand_as(x).mean() + 1e-3 * kl_divergence(mean, logvar).mean() / 48
+    torch.testing.assert_close(reconstruction_loss(x, recon, mean, logvar, 1.0, 1e-3), expected)
+
+
+def test_psnr_of_a_known_error():
+    x = torch.zeros(1, 3, 8, 8)
+    assert psnr(x, x + 0.1) == pytest.approx(10 * math.log10(4 / 0.01), abs=1e-4)
+
+
+def test_scale_factor_gives_unit_variance_latents():
+    z = 7.0 * torch.randn(10_000)
+    assert unit_variance_scale(z) == pytest.approx(1 / 7.0, rel=0.03)
+    torch.manual_seed(0)
+    model = Autoencoder(SMALL).eval()
+    data = Dataset("pokemon", torch.rand(64, 3, 16, 16) * 2 - 1, None, ())
+    config = with_scale_factor(model, data)
+    assert config.scale_factor != 1.0 and model.config == config
+    assert model.encode(data.x).std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_held_out_sprites_are_whole_families_chosen_the_same_way_every_time():
+    names = ("pikachu", "pikachu-shiny", "bulbasaur", "charmander", "charmander-mega-x", "eevee", "mew")
+    data = Dataset("pokemon", torch.zeros(len(names), 3, 4, 4), torch.arange(len(names)), ("a",), names)
+    train_part, held = split_heldout(data, 3)
+    assert set(train_part.item_names) | set(held.item_names) == set(names)
+    assert not {family(n) for n in train_part.item_names} & {family(n) for n in held.item_names}
+    assert held.item_names == tuple(n for n in names if is_heldout(n, 3))
+    assert held.labels.tolist() == [names.index(n) for n in held.item_names]
+
+
+def tiny_run(folder, preset: str, **fields):
+    """Train a tiny model of the pokemon_* preset `preset` into `folder` (the real sprites: make test fetches them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder.parent / f"{folder.name}.json"
+    path.write_text(json.dumps({"batch_size": 16, "warmup_steps": 5, "older_drawings": False, "mixed_precision": "no",
+                                **fields}))
+    return train(load_train_config(preset, path), folder, "test")
+
+
+@pytest.fixture(scope="module")
+def tiny_autoencoder(tmp_path_factory):
+    load_dataset("pokemon")  # a clear error if the sprites are missing
+    return tiny_run(tmp_path_factory.mktemp("ae") / "ae", "pokemon_autoencoder", steps=60, lr=2e-3, holdout_every=10,
+                    model={"type": "autoencoder", "latent_channels": 4, "channels": [8, 16, 16]},
+                    sample_every=60, save_every=60)
+
+
+def test_a_tiny_autoencoder_run_lowers_its_loss_and_writes_a_measured_checkpoint(tiny_autoencoder):
+    out = tiny_autoencoder
+    ckpt = load_checkpoint(out)
+    tr = ckpt.config["training"]
+    assert tr["final_loss"] < 0.8 * 1.26  # an untrained decoder's edge-weighted L1 on sprites is about 1.26
+    assert ckpt.config["model"]["scale_factor"] != 1.0
+    assert set(tr["heldout"]) == {"psnr", "coherence", "coherence_real", "images"} and tr["heldout"]["images"] > 0
+    card = (out / "README.md").read_text()
+    assert "# pokemon autoencoder" in card and f"PSNR {tr['heldout']['psnr']:.2f} dB" in card
+    assert (out / "samples" / "step_000060.png").exists()
+    model = build_model(model_config_from_dict(ckpt.config["model"]))
+    model.load_state_dict(ckpt.state_dict)  # the folder loads strictly into the model its config names
+
+
+def test_a_tiny_latent_denoiser_lowers_its_loss_and_its_folder_samples_pixels(tiny_autoencoder, tmp_path):
+    unet = {"type": "unet", "in_channels": 4, "image_size": 12, "base_channels": 8, "channel_mults": [1, 2],
+            "num_classes": 10}
+    out = tiny_run(tmp_path / "latent", "pokemon_latent", model=unet, autoencoder=str(tiny_autoencoder), steps=80,
+                   lr=2e-3, batch_size=64, sample_every=80, save_every=80)
+    ckpt = load_checkpoint(out)
+    assert ckpt.config["training"]["final_loss"] < 0.8  # v-prediction with Min-SNR-5 starts near 1
+    assert ckpt.config["data_shape"] == [4, 12, 12]  # the denoiser's: the latent
+    assert ckpt.config["autoencoder"] == load_checkpoint(tiny_autoencoder).config["model"]
+    assert ckpt.config["autoencoder_training"]["heldout"] == load_checkpoint(tiny_autoencoder).config["training"]["heldout"]
+    card = (out / "README.md").read_text()
+    assert "## The autoencoder (first stage)" in card and "PSNR" in card
+    pipe = Pipeline.load(str(out))
+    assert pipe.image_shape == (3, 48, 48) and pipe.info.data_shape == (4, 12, 12)
+    x, labels = pipe.generate(2, seed=0, label=3, steps=3)
+    assert x.shape == (2, 3, 48, 48) and x.abs().max() <= 1 and labels.tolist() == [3, 3]
+    ae, _ = load_autoencoder(out)
+    steps = list(pipe.run(2, seed=0, label=3, steps=3))
+    torch.testing.assert_close(x, ae.decode(steps[-1].x_t))  # the final samples are the decoded last latents
+    shown = pipe.to_pixels(steps[0])
+    assert shown.x_t.shape == shown.x0_pred.shape == (2, 3, 48, 48) and shown.t == steps[0].t
