@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,28 @@ def running_app(request: pytest.FixtureRequest, base: Path):
                 os.environ[key] = value
 
 
+@contextmanager
+def paced(tab: str, seconds: float):
+    """Every call of the running app's `tab` model first sleeps `seconds`: a test that must see a run in progress
+    (or stop it there) makes its own slowness instead of relying on a slow machine; the model still computes.
+    Yields the list of the calls' start times, which grows while a run computes."""
+    import app
+
+    pipe = app.STORE.get(tab)
+    model, calls = pipe.model, []
+
+    def slow_model(*args):
+        calls.append(time.monotonic())
+        time.sleep(seconds)
+        return model(*args)
+
+    pipe.model = slow_model
+    try:
+        yield calls
+    finally:
+        pipe.model = model
+
+
 @pytest.fixture(scope="module")
 def url(request, tmp_path_factory):
     """The URL of the app, running for this module."""
@@ -104,8 +127,9 @@ def test_every_tab_says_which_model_it_uses(client):
 
 
 def test_spiral_streams_frames_then_replays_and_makes_a_gif(client):
-    job = client.submit("ddim", 300, 0.0, 7, 200, 0.02, api_name="/spiral")
-    frames = [value for value, _ in job]
+    with paced("spiral", 0.002):  # 300 steps take >= 0.6 s: a frame at least every 0.022 s
+        job = client.submit("ddim", 300, 0.0, 7, 200, 0.02, api_name="/spiral")
+        frames = [value for value, _ in job]
     steps = [f["step"] for f in frames]
     assert len(frames) >= 3 and steps == sorted(steps) and steps[0] == 0 and steps[-1] == 299
     assert frames[-1]["done"] and not frames[0]["done"] and points(frames[-1]).shape == (200, 2)
@@ -191,12 +215,16 @@ def test_bad_inputs_get_an_error_and_the_app_keeps_serving(client, index, value,
 
 
 def test_stop_frees_the_worker_and_keeps_the_steps_so_far(client):
-    job = client.submit("ddpm", 1000, 0.0, 0, 5000, 0.05, api_name="/spiral")
-    for value, _ in job:
-        if value["step"] > 0:
-            job.cancel()
-            break
-    slider, gif, status = client.predict(api_name="/spiral_gif")
+    with paced("spiral", 0.01) as calls:  # the run takes >= 10 s: the Stop lands while it is going, on any machine
+        job = client.submit("ddpm", 1000, 0.0, 0, 5000, 0.05, api_name="/spiral")
+        for value, _ in job:
+            if value["step"] > 0:
+                job.cancel()
+                break
+        slider, gif, status = client.predict(api_name="/spiral_gif")
+        stopped_at = len(calls)
+        time.sleep(0.5)  # a run still going would make about 50 more model calls meanwhile
+        assert len(calls) <= stopped_at + 1
     assert 0 < slider["value"] == slider["maximum"] < 999 and gif["value"]["path"].endswith(".gif")
     assert status.startswith(f"Stopped at step {slider['value'] + 1}/1000")
     assert client.predict("ddim", 5, 0.0, 1, 50, 0.02, api_name="/spiral")[0]["done"]
@@ -218,10 +246,31 @@ def test_eight_concurrent_clients_get_what_they_get_one_at_a_time(url):
     assert not np.array_equal(alone[0], alone[1])
 
 
+def plotly_array(a) -> np.ndarray:
+    """An array of plotly's JSON: a list, or {'dtype', 'bdata'} (base64 of a typed array)."""
+    return np.frombuffer(base64.b64decode(a["bdata"]), a["dtype"]) if isinstance(a, dict) else np.asarray(a)
+
+
+def check_schedule_plot(plot: dict, t: int) -> None:
+    """The plot holds beta_t, alpha_bar_t and SNR(t) of both schedules, each in its own panel, marked at t."""
+    from diffusion_core import make_schedule
+
+    figure = json.loads(plot["plot"])
+    traces = {(trace["name"], trace["yaxis"]): trace for trace in figure["data"]}
+    for kind in ("linear", "cosine"):
+        s = make_schedule(kind, 1000)
+        for axis, expected in (("y", s.beta), ("y2", s.alpha_bar), ("y3", s.snr())):
+            trace = traces[kind, axis]
+            np.testing.assert_array_equal(plotly_array(trace["x"]), np.arange(1000))
+            np.testing.assert_allclose(plotly_array(trace["y"]), expected.numpy(), rtol=1e-6)
+    assert len(traces) == 6 and sorted((m["xref"], m["x0"]) for m in figure["layout"]["shapes"]) == [
+        ("x", t), ("x2", t), ("x3", t)]
+
+
 def test_how_it_works_endpoints(client, url):
     linear, cosine, table = client.predict("a digit", 500, api_name="/forward")
     assert png(linear, url).size == png(cosine, url).size and "| linear |" in table and "| cosine |" in table
-    assert client.predict(100, api_name="/schedule_plot") is not None
+    check_schedule_plot(client.predict(100, api_name="/schedule_plot"), 100)
     with pytest.raises(AppError, match="not in the list of choices|example must be one of"):
         client.predict("a cat", 10, api_name="/forward")
 
