@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app_api import ROOT, running_app
+from tests.test_app_api import ROOT, paced, running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -88,8 +88,9 @@ def status(page, tab: str) -> str:
 def test_spiral_streams_live_then_replays_and_offers_a_gif(page):
     box = page.locator(".live-scatter")
     set_number(page, "spiral-samples", 500)
-    start_run(page, "spiral")
-    steps = watch(page, lambda: box.get_attribute("data-step"), lambda: box.get_attribute("data-final") == "999")
+    with paced("spiral", 0.002):  # the run takes >= 2 s, however fast the machine
+        start_run(page, "spiral")
+        steps = watch(page, lambda: box.get_attribute("data-step"), lambda: box.get_attribute("data-final") == "999")
     assert len(steps - {None}) >= 5  # the picture changed many times while the run was in progress
     page.wait_for_selector("#spiral-replay", state="visible", timeout=30_000)
     page.wait_for_selector("#spiral-gif a[download]", timeout=30_000)
@@ -102,11 +103,16 @@ def test_spiral_streams_live_then_replays_and_offers_a_gif(page):
 def test_stop_ends_a_spiral_run_early(page):
     box = page.locator(".live-scatter")
     set_number(page, "spiral-samples", 5000)
-    start_run(page, "spiral")
-    page.wait_for_function("Number(document.querySelector('.live-scatter').dataset.step) > 5", timeout=30_000)
-    click(page, "Stop")
-    page.wait_for_function("(document.querySelector('.live-scatter').dataset.final || '') !== ''", timeout=30_000)
-    time.sleep(1.0)
+    with paced("spiral", 0.01) as calls:  # the run takes >= 10 s: the Stop lands while it is going, on any machine
+        start_run(page, "spiral")
+        page.wait_for_function("Number(document.querySelector('.live-scatter').dataset.step) > 5", timeout=30_000)
+        click(page, "Stop")
+        page.wait_for_function("(document.querySelector('.live-scatter').dataset.final || '') !== ''",
+                               timeout=30_000)
+        time.sleep(1.0)
+        stopped_at = len(calls)
+        time.sleep(0.5)  # a run still going on the server would make about 50 more model calls meanwhile
+        assert len(calls) <= stopped_at + 1
     assert int(box.get_attribute("data-final")) < 999 and "Done" not in status(page, "spiral")
     shoot(page, "spiral_stopped")
 
@@ -118,10 +124,11 @@ def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title,
     page.wait_for_selector(f"#{tab}-steps input[type=number]", state="visible")
     set_number(page, f"{tab}-steps", steps)
     set_number(page, f"{tab}-samples", samples)
-    start_run(page, tab)
     img = page.locator(f"#{tab}-xt img")
-    sources = watch(page, lambda: img.get_attribute("src") if img.count() else None,
-                    lambda: "Done in" in status(page, tab))
+    with paced(tab, 0.05):  # the run takes >= 0.6 s, however fast the machine
+        start_run(page, tab)
+        sources = watch(page, lambda: img.get_attribute("src") if img.count() else None,
+                        lambda: "Done in" in status(page, tab))
     assert len(sources - {None}) >= 2  # the grid changed while the run was in progress
     page.wait_for_selector(f"#{tab}-final img", timeout=30_000)
     assert ("training sprite's outline" in status(page, tab)) == (tab == "pokemon")  # the copy check
