@@ -294,7 +294,9 @@ def build() -> gr.Blocks:
 
 
 demo = build()
-LAUNCH = dict(css_paths=[STATIC / "playground.css"], theme=gr.themes.Soft())
+LAUNCH = dict(css_paths=[STATIC / "playground.css"], theme=gr.themes.Soft(),
+              max_file_size=sketch.MAX_FILE_BYTES,  # uploads are drawings: larger files are refused as they arrive
+              state_session_capacity=500)  # sessions kept (~0.3 MB each without their runs), least recent dropped
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH)

@@ -9,6 +9,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import plotly
+from gradio.components.base import server
+from gradio.components.image_editor import AcceptBlobs
+from gradio.data_classes import FileData
 from PIL import Image
 
 from diffusion_core import playground as pg
@@ -82,6 +85,44 @@ def live_outputs(tab: str) -> list:
                 gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
 
 
+MAX_PENDING_BYTES = 64 * 2**20  # pictures a browser sent ahead of its event: a drawing's are tens of kB
+
+
+def header_checked(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """`editor` reading each uploaded picture's header before Gradio decodes it (Gradio's preprocess decodes the
+    whole picture, even with type="filepath"): one over sketch.MAX_SIDE, a file over sketch.MAX_FILE_BYTES or one
+    that is not a picture is refused with a message in milliseconds; the pictures browsers send ahead of their
+    events wait in at most MAX_PENDING_BYTES, the oldest dropped first. Its methods are wrapped, not subclassed:
+    Gradio writes a .pyi stub beside any module that subclasses a component."""
+    convert, accept = editor.convert_and_format_image, editor.accept_blobs
+
+    def convert_and_format_image(file: FileData | bytes | None, flatten_on_white: bool = False):
+        if file is not None:
+            try:
+                sketch.check_picture_file(file.path if isinstance(file, FileData) else bytes(file))
+            except ValueError as e:
+                raise gr.Error(str(e)) from None
+        return convert(file, flatten_on_white)
+
+    @server
+    def accept_blobs(data: AcceptBlobs) -> None:
+        index = data.data.get("index")
+        if index not in (None, "null") and not (str(index).isdigit() and int(index) < 8):
+            raise gr.Error(f"layer index must be below 8, got {index!r}")  # else a list that long is made
+        accept(data)
+        pending = editor.blob_storage
+        pending[data.data["id"]] = pending.pop(data.data["id"])  # the newest last
+        sizes = {key: sum(len(b or b"") for b in (v.background, v.composite, *v.layers)) for key, v in pending.items()}
+        for key in list(sizes)[:-1]:  # oldest first, never the one just sent
+            if sum(sizes.values()) <= MAX_PENDING_BYTES:
+                break
+            pending.pop(key, None)
+            del sizes[key]
+
+    editor.convert_and_format_image, editor.accept_blobs = convert_and_format_image, accept_blobs
+    return editor
+
+
 def ink_pad(label: str) -> dict:
     """Settings of a 280 px sketchpad with one black brush: the Digits and Fashion tabs draw on it alike."""
     return dict(label=label, canvas_size=(280, 280),
@@ -117,8 +158,8 @@ def sketch_section(tab: str) -> tuple:
     title, text, editor, settings, button, t_default = SKETCHES[tab]
     with gr.Accordion(title, open=False):
         gr.Markdown(text)
-        pad = editor(image_mode="RGBA", type="numpy", layers=False, format="png", elem_id=f"{tab}-sketch",
-                     **settings)  # png: the default webp is lossy and would blur pixel art
+        pad = header_checked(editor(image_mode="RGBA", type="numpy", layers=False, format="png",
+                                    elem_id=f"{tab}-sketch", **settings))  # png: webp is lossy, blurs pixel art
         t_start = gr.Slider(1, 999, value=t_default, step=1, label="Noise level t to start from",
                             elem_id=f"{tab}-t-start")
         go = gr.Button(button, variant="primary")

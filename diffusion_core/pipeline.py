@@ -128,12 +128,14 @@ class Pipeline:
         c = self.autoencoder.config
         return (c.in_channels, c.image_size, c.image_size)
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels of what a sampler yields: D(z) for a latent model, x itself otherwise (Rombach et al. 2022)."""
+    def decode(self, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
+        """Pixels of what a sampler yields: D(z) for a latent model (Rombach et al. 2022), or with exact=False its
+        linear preview (Autoencoder.decode_preview); x itself in pixel space."""
         if self.autoencoder is None:
             return x
         with torch.inference_mode():
-            return self.autoencoder.decode(x.to(self.device))
+            z = x.to(self.device)
+            return self.autoencoder.decode(z) if exact else self.autoencoder.decode_preview(z)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """What the sampler works on for images x: the scaled latent E(x) for a latent model, x itself otherwise."""
@@ -142,11 +144,12 @@ class Pipeline:
         with torch.inference_mode():
             return self.autoencoder.encode(x.to(self.device))
 
-    def to_pixels(self, out: StepOutput) -> StepOutput:
-        """A sampler's step with x_t and x0_pred decoded to pixels (only the steps that are shown need it)."""
+    def to_pixels(self, out: StepOutput, exact: bool = False) -> StepOutput:
+        """A sampler's step with x_t and x0_pred in pixels (only the steps that are shown need it): the linear
+        preview while a run streams, the decoder itself (exact) for the final samples."""
         if self.autoencoder is None:
             return out
-        return replace(out, x_t=self.decode(out.x_t), x0_pred=self.decode(out.x0_pred))
+        return replace(out, x_t=self.decode(out.x_t, exact), x0_pred=self.decode(out.x0_pred, exact))
 
     def labels_for(self, num: int, label: int | str | torch.Tensor | None) -> torch.Tensor | None:
         """Labels for a batch: one class, 'all' (spread evenly over the classes), a tensor, or None (unconditional)."""

@@ -2,12 +2,46 @@
 MNIST's style, a garment in Fashion-MNIST's, a sprite on white. Pure numpy/PIL/torch; it never imports gradio."""
 from __future__ import annotations
 
+import io
+import os
+import warnings
+from pathlib import Path
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .data import from_uint8
 from .sprites import square_sprite
+
+
+MAX_SIDE = 1024  # pixels per side of a drawing or an uploaded picture (the pads are 280 px, a sprite 8x is 544)
+MAX_FILE_BYTES = 5 * 2**20  # a PNG of the largest picture allowed is at most about 4 MB
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what an upload may be
+
+
+def check_picture_file(source: str | Path | bytes) -> tuple[int, int]:
+    """Width and height of an uploaded picture (a file or its bytes) read from its header only, before anything
+    decodes it; ValueError naming the limit for a file over MAX_FILE_BYTES or a picture over MAX_SIDE per side, or
+    saying that it is not a picture."""
+    size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"the picture's file is too large: {size / 2**20:.1f} MB (at most "
+                         f"{MAX_FILE_BYTES // 2**20} MB)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        width = height = None  # over 2 x PIL's limit of 89 M pixels: far over ours
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ValueError(f"the file is not a picture that can be read: upload a {', '.join(FORMATS[:-1])} or "
+                         f"{FORMATS[-1]} image") from None
+    if width is None or max(width, height) > MAX_SIDE:
+        said = "over 178 M pixels" if width is None else f"{width} x {height} pixels"
+        raise ValueError(f"the picture is too large: {said} (at most {MAX_SIDE} x {MAX_SIDE}); scale it down")
+    return width, height
 
 
 def picture_array(value, missing: str) -> np.ndarray:
@@ -17,13 +51,12 @@ def picture_array(value, missing: str) -> np.ndarray:
         (value[k] for k in ("composite", "background") if value.get(k) is not None), None)
     if image is None:
         raise ValueError(missing)
+    if np.asarray(image).size > 4 * MAX_SIDE**2:  # before a float copy: RGBA at the upload limit
+        raise ValueError(f"the sketch is too large: {np.shape(image)} (at most {MAX_SIDE} x {MAX_SIDE} x 4)")
     try:
-        a = np.asarray(image, dtype=np.float64)
+        return np.asarray(image, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"the sketch is not an image: got {type(image).__name__}") from None
-    if a.size > 2**24:
-        raise ValueError(f"the sketch is too large: {a.shape} (at most 16 M values)")
-    return a
 
 
 def sketch_ink(value, what: str = "a digit") -> np.ndarray:
