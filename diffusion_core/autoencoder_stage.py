@@ -11,7 +11,7 @@ import torch
 
 from .data import Dataset, to_uint8
 from .pipeline import AUTOENCODER_PREFIX, split_weights
-from .models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_loss, unit_variance_scale
+from .models.autoencoder import Autoencoder, AutoencoderConfig, fit_preview, reconstruction_loss, unit_variance_scale
 from .sprites import family, smooth_neighbours
 from .viz import image_grid, save_png
 
@@ -74,12 +74,14 @@ def preview_reconstructions(model: Autoencoder, heldout: Dataset, path: Path) ->
     save_png(image_grid(to_uint8(torch.cat(rows)), nrow=8, scale=2), path)
 
 
-def with_scale_factor(model: Autoencoder, data: Dataset) -> AutoencoderConfig:
-    """The model's config with the scale factor that gives the training latents unit variance (set on the model)."""
+def finish_autoencoder(model: Autoencoder, data: Dataset) -> tuple[AutoencoderConfig, dict]:
+    """What a trained autoencoder gets before it is saved: the scale factor that gives the training latents unit
+    variance (set on the model, returned in its config) and its least-squares linear preview (fit_preview), with
+    the preview's RMS error on the training sprites."""
+    x = data.x.to(next(model.parameters()).device)
     model.config = replace(model.config, scale_factor=1.0)
-    z = latents(model, data.x.to(next(model.parameters()).device))
-    model.config = replace(model.config, scale_factor=unit_variance_scale(z))
-    return model.config
+    model.config = replace(model.config, scale_factor=unit_variance_scale(latents(model, x)))
+    return model.config, {"preview_rms": fit_preview(model, x)}
 
 
 # ---------------------------------------------------------------- the second stage: a denoiser on the latents

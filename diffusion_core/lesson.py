@@ -77,14 +77,15 @@ def step_labels(pipe: Pipeline, n: int, label: str | None, guidance: float) -> t
 
 
 def one_step(pipe: Pipeline, x0: torch.Tensor, t: int, seed: int = 0, label: str | None = None,
-             guidance: float = 1.0) -> OneStep:
+             guidance: float = 1.0, pictures: bool = True) -> OneStep:
     """Noise x0 to step t of the model's own schedule with the tab's eps, and ask the network for eps and x0_pred
     (clipped to the data range as the samplers do): without a label, or for `label` under guidance g,
     eps = eps_null + g (eps_label - eps_null) (Ho & Salimans 2022, eq. 6)."""
     t = check_number("t", t, 0, pipe.schedule.T - 1, integer=True)
-    if tuple(x0.shape[1:]) != pipe.info.data_shape:
-        raise ValueError(f"the {pipe.info.dataset} model takes {pipe.info.data_shape}, got {tuple(x0.shape[1:])}")
+    if tuple(x0.shape[1:]) != pipe.image_shape:
+        raise ValueError(f"the {pipe.info.dataset} model takes {pipe.image_shape}, got {tuple(x0.shape[1:])}")
     labels, g = step_labels(pipe, x0.shape[0], label, guidance)
+    x0 = pipe.encode(x0).cpu()  # a latent model works on E(x0): the errors below are measured there
     s, eps = pipe.schedule, example_noise(x0, seed)
     tt = torch.full((x0.shape[0],), t, device=pipe.device)
     x_t = q_sample(s, x0.to(pipe.device), tt, eps.to(pipe.device))
@@ -97,13 +98,16 @@ def one_step(pipe: Pipeline, x0: torch.Tensor, t: int, seed: int = 0, label: str
     def rms(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a - b).pow(2).mean().sqrt())
 
-    return OneStep(x_t, eps, eps_pred, x0_pred, rms(x0_pred, x0), rms(x_t, x0), rms(eps_pred, eps))
+    errors = rms(x0_pred, x0), rms(x_t, x0), rms(eps_pred, eps)
+    if pictures:  # a latent model's x_t and x0_pred through its decoder; the noise stays latent
+        x_t, x0_pred = pipe.decode(x_t).float().cpu(), pipe.decode(x0_pred).float().cpu()
+    return OneStep(x_t, eps, eps_pred, x0_pred, *errors)
 
 
 def error_curve(pipe: Pipeline, x0: torch.Tensor, num: int = 40, seed: int = 0, label: str | None = None,
                 guidance: float = 1.0) -> dict[str, np.ndarray]:
     """one_step at `num` timesteps spread over 0..T-1: t, RMS(x_t - x0) and RMS(x0_pred - x0) at each."""
     ts = np.linspace(0, pipe.schedule.T - 1, num).round().astype(int)
-    steps = [one_step(pipe, x0, int(t), seed, label, guidance) for t in ts]
+    steps = [one_step(pipe, x0, int(t), seed, label, guidance, pictures=False) for t in ts]
     return {"t": ts, "x_t_error": np.array([s.x_t_error for s in steps]),
             "x0_error": np.array([s.x0_error for s in steps])}

@@ -58,8 +58,10 @@ def x0_pred_picture(x0_pred, x_t, pulls: int = 250) -> np.ndarray:
 
 
 def noise_picture(eps) -> np.ndarray:
-    """Noise eps ~ N(0, I) as a picture like forward_picture's: an image mapped from [-3, 3] to grey levels, or
-    2-D vectors [N, 2] as points in [-3.5, 3.5]^2."""
+    """Noise eps ~ N(0, I) as a picture like forward_picture's: an image mapped from [-3, 3] to grey levels (a
+    latent's channels side by side), or 2-D vectors [N, 2] as points in [-3.5, 3.5]^2."""
+    if eps.ndim == 4 and eps.shape[1] not in (1, 3):
+        return display_grid(to_uint8((eps[0, :, None] / 3).clamp(-1, 1)), 4, 280)
     if eps.ndim == 4:
         return display_grid(to_uint8((eps / 3).clamp(-1, 1)), 1, 280)
     return scatter_image(np.asarray(eps), 280, 3.5)

@@ -185,7 +185,7 @@ def live_run(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None
              ) -> Iterator[tuple[StepOutput, Recording]]:
     """Sample every step, record it for replay, and yield (step, recording) only when a frame is due (and last)."""
     total = len(timestep_plan(s.sampler, pipe.schedule.T, s.steps, s.t_start))
-    per_step = 2 * s.num * math.prod(pipe.info.data_shape) * (1 if pipe.info.is_image else 2)
+    per_step = 2 * s.num * math.prod(pipe.image_shape) * (1 if pipe.info.is_image else 2)
     labels = pipe.labels_for(s.num, s.label)
     rec = Recording(total, max(1, math.ceil(total * per_step / RECORD_BYTES)), s.per_row,
                     [] if labels is None else labels.tolist())
@@ -194,6 +194,8 @@ def live_run(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None
                    guidance=s.guidance, x0=x0, t_start=s.t_start)
     try:
         for out in run:
+            # a latent model's steps in pixels: the linear preview while streaming, the decoder for the last one
+            out = pipe.to_pixels(out, exact=out.index == total - 1)
             rec.add(out)
             if out.index == total - 1 or throttle.due():
                 yield out, rec

@@ -246,8 +246,8 @@ def finish(run: Run, config: TrainConfig, out: Path, command: str, seconds: floa
         training["init_from"] = {"checkpoint": run.init_from, "training": run.parent}
     model_config = config.model
     if run.heldout is not None:  # the latents' scale, and the held-out sprites' reconstructions, as measured
-        model_config = ae_stage.with_scale_factor(run.ema, run.data)
-        training["heldout"] = ae_stage.reconstruction_report(run.ema, run.heldout.x)
+        model_config, fitted = ae_stage.finish_autoencoder(run.ema, run.data)
+        training |= fitted | {"heldout": ae_stage.reconstruction_report(run.ema, run.heldout.x)}
     cfg, weights = checkpoint_config(model_config, run.info, training), shipped_weights(run.ema)
     if run.autoencoder is not None:  # one folder: both parts, both described
         cfg["autoencoder"] = model_config_to_dict(run.autoencoder.config)

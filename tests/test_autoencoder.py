@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from diffusion_core.autoencoder_stage import is_heldout, load_autoencoder, psnr, split_heldout, with_scale_factor
+from diffusion_core.autoencoder_stage import finish_autoencoder, is_heldout, load_autoencoder, psnr, split_heldout
 from diffusion_core.checkpoint import load_checkpoint
 from diffusion_core.data import Dataset, load_dataset
 from diffusion_core.models import build_model, model_config_from_dict
 from diffusion_core.pipeline import Pipeline
 from diffusion_core.models.autoencoder import (Autoencoder, AutoencoderConfig, edge_weights, kl_divergence,
-                                               reconstruction_loss, unit_variance_scale)
+                                               fit_preview, reconstruction_loss, unit_variance_scale)
 from diffusion_core.sprites import family
 from diffusion_core.train import train
 from diffusion_core.train_config import load_train_config
@@ -81,9 +81,28 @@ def test_scale_factor_gives_unit_variance_latents():
     torch.manual_seed(0)
     model = Autoencoder(SMALL).eval()
     data = Dataset("pokemon", torch.rand(64, 3, 16, 16) * 2 - 1, None, ())
-    config = with_scale_factor(model, data)
+    config, fitted = finish_autoencoder(model, data)
     assert config.scale_factor != 1.0 and model.config == config
     assert model.encode(data.x).std().item() == pytest.approx(1.0, rel=1e-4)
+    assert fitted["preview_rms"] > 0
+
+
+def test_the_linear_preview_is_the_least_squares_fit():
+    torch.manual_seed(0)
+    model = Autoencoder(SMALL)
+    x = torch.rand(64, 3, 16, 16) * 2 - 1
+
+    def rms() -> float:
+        with torch.no_grad():
+            return float((model.preview(model.encoder(x)[0]) - x).pow(2).mean().sqrt())
+    before = rms()
+    error = fit_preview(model, x)
+    assert error == pytest.approx(rms(), rel=1e-5) and error < before
+    for p in model.preview.parameters():  # any step away from the least-squares weights does worse
+        with torch.no_grad():
+            p.add_(1e-2 * torch.randn_like(p))
+        assert rms() > error
+        fit_preview(model, x)
 
 
 def test_held_out_sprites_are_whole_families_chosen_the_same_way_every_time():
@@ -120,6 +139,7 @@ def test_a_tiny_autoencoder_run_lowers_its_loss_and_writes_a_measured_checkpoint
     assert tr["final_loss"] < 0.8 * 1.26  # an untrained decoder's edge-weighted L1 on sprites is about 1.26
     assert ckpt.config["model"]["scale_factor"] != 1.0
     assert set(tr["heldout"]) == {"psnr", "coherence", "coherence_real", "images"} and tr["heldout"]["images"] > 0
+    assert 0 < tr["preview_rms"] < 1
     card = (out / "README.md").read_text()
     assert "# pokemon autoencoder" in card and f"PSNR {tr['heldout']['psnr']:.2f} dB" in card
     assert (out / "samples" / "step_000060.png").exists()
@@ -127,11 +147,17 @@ def test_a_tiny_autoencoder_run_lowers_its_loss_and_writes_a_measured_checkpoint
     model.load_state_dict(ckpt.state_dict)  # the folder loads strictly into the model its config names
 
 
-def test_a_tiny_latent_denoiser_lowers_its_loss_and_its_folder_samples_pixels(tiny_autoencoder, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_latent(tiny_autoencoder, tmp_path_factory):
     unet = {"type": "unet", "in_channels": 4, "image_size": 12, "base_channels": 8, "channel_mults": [1, 2],
             "num_classes": 10}
-    out = tiny_run(tmp_path / "latent", "pokemon_latent", model=unet, autoencoder=str(tiny_autoencoder), steps=80,
-                   lr=2e-3, batch_size=64, sample_every=80, save_every=80)
+    return tiny_run(tmp_path_factory.mktemp("latent") / "latent", "pokemon_latent", model=unet,
+                    autoencoder=str(tiny_autoencoder), steps=80, lr=2e-3, batch_size=64, sample_every=80,
+                    save_every=80)
+
+
+def test_a_tiny_latent_denoiser_lowers_its_loss_and_its_folder_samples_pixels(tiny_autoencoder, tiny_latent):
+    out = tiny_latent
     ckpt = load_checkpoint(out)
     assert ckpt.config["training"]["final_loss"] < 0.8  # v-prediction with Min-SNR-5 starts near 1
     assert ckpt.config["data_shape"] == [4, 12, 12]  # the denoiser's: the latent
@@ -146,5 +172,24 @@ def test_a_tiny_latent_denoiser_lowers_its_loss_and_its_folder_samples_pixels(ti
     ae, _ = load_autoencoder(out)
     steps = list(pipe.run(2, seed=0, label=3, steps=3))
     torch.testing.assert_close(x, ae.decode(steps[-1].x_t))  # the final samples are the decoded last latents
-    shown = pipe.to_pixels(steps[0])
+    shown, exact = pipe.to_pixels(steps[0]), pipe.to_pixels(steps[0], exact=True)
     assert shown.x_t.shape == shown.x0_pred.shape == (2, 3, 48, 48) and shown.t == steps[0].t
+    torch.testing.assert_close(exact.x0_pred, ae.decode(steps[0].x0_pred))
+    torch.testing.assert_close(shown.x0_pred, ae.decode_preview(steps[0].x0_pred))
+
+
+def test_the_page_shows_a_latent_model_in_pixels(tiny_latent):
+    from diffusion_core import lesson, lesson_viz, playground
+
+    pipe = Pipeline.load(str(tiny_latent))
+    s = playground.RunSettings(sampler="ddim", steps=4, eta=0.0, guidance=2.0, label=1, seed=3, num=2, per_row=2,
+                               refresh_s=0.02)
+    shown = [out for out, _ in playground.live_run(pipe, s)]
+    assert all(out.x_t.shape == (2, 3, 48, 48) for out in shown)  # pixels: the preview, then the decoder
+    torch.testing.assert_close(shown[-1].x_t, pipe.generate(2, seed=3, label=1, steps=4, eta=0.0, guidance=2.0)[0])
+    x0 = shown[-1].x_t[:1].cpu()
+    step = lesson.one_step(pipe, x0, 500, label="red", guidance=2.0)
+    assert step.x_t.shape == step.x0_pred.shape == (1, 3, 48, 48) and step.eps.shape == (1, 4, 12, 12)
+    assert step.x0_error == lesson.one_step(pipe, x0, 500, label="red", guidance=2.0, pictures=False).x0_error
+    picture = lesson_viz.noise_picture(step.eps)  # the latent's four channels as grey tiles, four to a row
+    assert picture.ndim == 2 and picture.shape[1] > 4 * picture.shape[0] // 2

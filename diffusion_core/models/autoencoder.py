@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .unet import Attention, ResBlock
@@ -95,8 +96,12 @@ class Autoencoder(nn.Module):
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
-        self.config = config
+        self.config = c = config
         self.encoder, self.decoder = Encoder(config), Decoder(config)
+        # a linear preview of D for live frames (D costs ~1 GFLOP an image, this ~1 MFLOP): each latent cell and its
+        # 8 neighbours to the cell's f x f pixels, fitted by least squares (fit_preview), as SD's UIs preview latents
+        self.preview = nn.Sequential(nn.Conv2d(c.latent_channels, c.in_channels * c.factor ** 2, 3, padding=1),
+                                     nn.PixelShuffle(c.factor))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """(reconstruction, mean, logvar) with z drawn from q(z | x) by the reparameterisation z = mean + std * eps."""
@@ -111,6 +116,29 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] from scaled latents."""
         return self.decoder(z / self.config.scale_factor).clamp(-1.0, 1.0)
+
+    def decode_preview(self, z: torch.Tensor) -> torch.Tensor:
+        """The linear preview of decode(z): blurrier, a thousand times cheaper."""
+        return self.preview(z / self.config.scale_factor).clamp(-1.0, 1.0)
+
+
+@torch.no_grad()
+def fit_preview(model: Autoencoder, x: torch.Tensor, batch: int = 256) -> float:
+    """Fit model.preview by least squares to map the posterior means of images x to x's pixels (each latent cell's
+    3 x 3 neighbourhood, plus a bias, to its f x f pixels); its RMS error on x."""
+    c, f = model.config, model.config.factor
+    feats, targets = [], []
+    for i in range(0, len(x), batch):
+        z = model.encoder(x[i:i + batch])[0]
+        feats.append(F.unfold(z, 3, padding=1).transpose(1, 2).reshape(-1, c.latent_channels * 9))
+        targets.append(F.pixel_unshuffle(x[i:i + batch], f).flatten(2).transpose(1, 2).reshape(-1, c.in_channels * f * f))
+    a, b = torch.cat(feats).double(), torch.cat(targets).double()
+    a = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], dim=1)
+    w = torch.linalg.lstsq(a, b).solution  # [9 c + 1, C f^2]
+    conv = model.preview[0]
+    conv.weight.copy_(w[:-1].T.reshape(conv.weight.shape).to(conv.weight))
+    conv.bias.copy_(w[-1].to(conv.bias))
+    return float((a @ w - b).pow(2).mean().sqrt())
 
 
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
