@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -16,14 +16,13 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError
-from .data import to_uint8
 from .pipeline import MAX_GUIDANCE, Pipeline
+from .recording import RECORD_BYTES, RECORDINGS, Recording, compact
 from .samplers import SAMPLERS, StepOutput, timestep_plan
 
 MAX_SEED = 2**31 - 1
 MAX_SAMPLES = {"spiral": 5000, "digits": 100, "fashion": 100, "pokemon": 36}  # per run: bounds memory and time
 REFRESH_S = (0.02, 2.0)  # allowed seconds between displayed frames
-RECORD_BYTES = 24 * 2**20  # replay frames kept per run (every step when they fit, else every k-th)
 
 
 class CheckpointSpec(NamedTuple):
@@ -141,46 +140,6 @@ class Throttle:
         return False
 
 
-def compact(x: torch.Tensor) -> np.ndarray:
-    """A step's tensor as kept for replay: images as uint8 [N, H, W, C], points as float16 [N, 2]."""
-    return to_uint8(x.cpu()) if x.ndim == 4 else x.detach().float().cpu().numpy().astype(np.float16)
-
-
-@dataclass
-class Recording:
-    """A run kept for replay and the GIF: every `stride`-th step and the last, as (t, x_t, x0_pred)."""
-
-    total: int
-    stride: int
-    per_row: int = 1
-    labels: list[int] = field(default_factory=list)
-    steps: dict[int, tuple[int, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    gif: tuple[int, Path] | None = None  # (number of steps it shows, file), made once per recording
-
-    def add(self, out: StepOutput) -> None:
-        """Keep `out` if it falls on the stride (or is the last step)."""
-        if out.index % self.stride == 0 or out.index == self.total - 1:
-            self.steps[out.index] = (out.t, compact(out.x_t), compact(out.x0_pred))
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run reached its last step."""
-        return self.total - 1 in self.steps
-
-    def nearest(self, index) -> int:
-        """The kept step closest to `index` (ValueError when nothing was recorded yet)."""
-        if not self.steps:
-            raise ValueError("nothing to replay yet: generate first")
-        index = check_number("step", index, 0, self.total - 1, integer=True)
-        return min(self.steps, key=lambda i: abs(i - index))
-
-    def sample_indices(self, count: int) -> list[int]:
-        """Up to `count` kept steps, evenly spread, always including the latest."""
-        kept = sorted(self.steps)
-        picks = np.linspace(0, len(kept) - 1, min(count, len(kept))).round().astype(int)
-        return [kept[i] for i in sorted(set(picks.tolist()))]
-
-
 def live_run(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None
              ) -> Iterator[tuple[StepOutput, Recording]]:
     """Sample every step, record it for replay, and yield (step, recording) only when a frame is due (and last)."""
@@ -196,7 +155,7 @@ def live_run(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None
         for out in run:
             # a latent model's steps in pixels: the linear preview while streaming, the decoder for the last one
             out = pipe.to_pixels(out, exact=out.index == total - 1)
-            rec.add(out)
+            rec.add(out, RECORDINGS)
             if out.index == total - 1 or throttle.due():
                 yield out, rec
     finally:
@@ -255,7 +214,7 @@ def replay_frame(rec: Recording | None, step) -> LiveFrame:
     if rec is None:
         raise ValueError("nothing to replay yet: generate first")
     i = rec.nearest(step)
-    t, x_t, x0_pred = rec.steps[i]
+    t, x_t, x0_pred = rec.steps.get(i) or rec.steps[rec.nearest(step)]  # released meanwhile: nearest says so
     if x_t.dtype == np.uint8:
         outputs = display_grid(x_t, rec.per_row), display_grid(x0_pred, rec.per_row)
     else:
