@@ -36,6 +36,8 @@ def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_
         guided, cond = guided_eps_fn(model, labels, g, null_label), guided_eps_fn(model, labels, 1.0, null_label)
         return lambda x_t, t: guided(x_t, t) if t_lo < int(t.max()) <= t_hi else cond(x_t, t)
     null = torch.full_like(labels, null_label)
+    if labels.is_floating_point():  # class-embedding weights (UNet.embed): the null label as a one-hot row
+        null = torch.nn.functional.one_hot(null[:, 0].long(), labels.shape[1]).to(labels)
     if g == 1:
         return lambda x_t, t: model(x_t, t, labels)
     if g == 0:

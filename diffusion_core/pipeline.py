@@ -15,7 +15,7 @@ from .diffusion import DiffusionConfig, q_sample
 from .guidance import check_interval, guided_eps_fn
 from .hub import resolve_checkpoint
 from .models import Autoencoder, build_model, model_config_from_dict, model_config_to_dict
-from .samplers import StepOutput, sample
+from .samplers import Known, StepOutput, sample
 from .schedules import Schedule
 
 MAX_GUIDANCE = 10.0
@@ -158,6 +158,10 @@ class Pipeline:
             return None
         if k == 0:
             raise ValueError("this checkpoint is unconditional: it takes no label")
+        if isinstance(label, torch.Tensor) and label.is_floating_point():  # class-embedding weights (UNet.embed)
+            if label.shape != (num, k + 1):
+                raise ValueError(f"label weights must have shape ({num}, {k + 1}), got {tuple(label.shape)}")
+            return label.to(self.device)
         if isinstance(label, torch.Tensor):
             labels = label.to(self.device, torch.long)
         elif label == "all":
@@ -184,14 +188,15 @@ class Pipeline:
     def run(self, num: int, *, seed: int, label: int | str | None = None, sampler: str | None = None,
             steps: int | None = None, eta: float | None = None, guidance: float | None = None,
             guidance_interval: tuple[int, int] | None = None, x0: torch.Tensor | None = None,
-            t_start: int | None = None) -> Iterator[StepOutput]:
+            t_start: int | None = None, x_T: torch.Tensor | None = None, known: Known | None = None,
+            resample: tuple[int, int] | None = None) -> Iterator[StepOutput]:
         """Stream a sampling run. With `x0` and `t_start`, noise x0 to t_start first and denoise from there (SDEdit).
-        `guidance_interval` None takes the checkpoint's default; (-1, T - 1) guides every step."""
+        `guidance_interval` None takes the checkpoint's default; (-1, T - 1) guides every step. `x_T`: the
+        initial noise (else drawn from the seed); `known`, `resample`: inpainting (samplers.sample, editing.py)."""
         d = self.info.sampling
         sampler, steps = self.plan_settings(sampler, steps)
         g = make_generator(seed, self.device)
         labels = self.labels_for(num, label)
-        x_T = None
         if x0 is not None:  # images, encoded first in latent space
             x0 = self.encode(x0.to(self.device).expand(num, *self.image_shape))
             t_start = self.schedule.T - 1 if t_start is None else t_start
@@ -203,7 +208,7 @@ class Pipeline:
                         d.guidance_interval if guidance_interval is None else guidance_interval), self.schedule,
             (num, *self.info.data_shape), generator=g, sampler=sampler, steps=steps,
             eta=d.eta if eta is None else eta, clip_x0=self.info.diffusion.clip_x0, x_T=x_T, t_start=t_start,
-            prediction=self.info.diffusion.prediction)
+            prediction=self.info.diffusion.prediction, known=known, resample=resample)
 
     def generate(self, num: int, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The final samples of a run (decoded to pixels) and their labels."""

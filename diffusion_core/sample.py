@@ -2,6 +2,7 @@
 
     python -m diffusion_core.sample --checkpoint PATH_OR_REPO --num N [--label L|all] --sampler ddpm|ddim|dpm++
         [--steps S] [--eta E] [--guidance G] --seed SEED --out FILE
+        [--inpaint IMAGE --mask MASK [--resample R J]]   # RePaint: fill the mask's white pixels of IMAGE
 
 `.npz`: key `samples` (uint8 [N, H, W, C] images, or float32 [N, 2] points in data space) and `labels` when
 conditional. `.png`: a grid (images) or a scatter (points). Runs on the GPU when there is one.
@@ -16,10 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import editing
 from .checkpoint import CheckpointError
-from .data import to_uint8
+from .data import from_uint8, to_uint8
 from .pipeline import MAX_GUIDANCE, Pipeline
-from .samplers import SAMPLERS, timestep_plan
+from .samplers import SAMPLERS, repaint_plan, timestep_plan
 from .viz import image_grid, points_image, save_png
 
 MAX_NUM = 100_000
@@ -37,6 +39,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_interval_arg(p)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--batch", type=int, default=500, help="samples per forward batch")
+    p.add_argument("--inpaint", type=Path, default=None, help="a picture (PNG) to complete: the model fills --mask")
+    p.add_argument("--mask", type=Path, default=None, help="a PNG the picture's size: white marks what to fill")
+    p.add_argument("--resample", type=int, nargs=2, default=(1, 1), metavar=("R", "J"),
+                   help="RePaint's resampling: R passes over every J steps (default 1 1: plain replacement)")
     p.add_argument("--out", type=Path, required=True, help="output .npz or .png")
     return p.parse_args(argv)
 
@@ -50,7 +56,8 @@ def add_interval_arg(p: argparse.ArgumentParser) -> None:
 def generate(pipe: Pipeline, num: int, label, seed: int, batch: int, progress: bool = True, **kw) -> tuple[torch.Tensor, torch.Tensor | None]:
     """All samples of a CLI call, in batches (batch b uses seed + b), with one progress bar over all steps."""
     sampler, steps = pipe.plan_settings(kw.get("sampler"), kw.get("steps"))
-    n_steps = len(timestep_plan(sampler, pipe.schedule.T, steps))
+    plan = timestep_plan(sampler, pipe.schedule.T, steps)
+    n_steps = len(repaint_plan(plan, *kw["resample"]) if kw.get("resample") else plan)
     labels = pipe.labels_for(num, label)
     xs = []
     with tqdm(total=n_steps * -(-num // batch), unit="step", disable=not progress, desc="sampling") as bar:
@@ -62,6 +69,20 @@ def generate(pipe: Pipeline, num: int, label, seed: int, batch: int, progress: b
                 bar.update(1)
             xs.append(pipe.decode(out.x_t).cpu())  # pixels, for a latent model too
     return torch.cat(xs), None if labels is None else labels.cpu()
+
+
+def read_inpainting(pipe: Pipeline, image: Path, mask: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """--inpaint and --mask: the picture [C, H, W] in [-1, 1] (transparency on white) and the hole [H, W]."""
+    from PIL import Image
+
+    with Image.open(image) as im:
+        rgba = im.convert("RGBA")
+    flat = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    pixels = np.array(flat.convert("L" if pipe.image_shape[0] == 1 else "RGB"))
+    x0 = from_uint8(pixels.reshape(*pixels.shape[:2], -1)[None])[0]
+    with Image.open(mask) as im:
+        hole = torch.from_numpy(np.asarray(im.convert("L")) > 127)
+    return x0, hole
 
 
 def write_output(path: Path, pipe: Pipeline, x: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -93,9 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipe = Pipeline.load(args.checkpoint)
         label = args.label if args.label in (None, "all") else int(args.label)
+        edit = {}
+        if args.inpaint or args.mask:
+            if not (args.inpaint and args.mask):
+                raise ValueError("--inpaint and --mask go together")
+            image, hole = read_inpainting(pipe, args.inpaint, args.mask)
+            edit = editing.inpaint_settings(pipe, image, hole, args.resample)
         x, labels = generate(pipe, args.num, label, args.seed, args.batch, sampler=args.sampler, steps=args.steps,
-                             eta=args.eta, guidance=args.guidance, guidance_interval=args.guidance_interval)
-    except (CheckpointError, ValueError) as e:
+                             eta=args.eta, guidance=args.guidance, guidance_interval=args.guidance_interval, **edit)
+        if edit:  # a latent model's decoder only approximates the known pixels: put them back exactly
+            x = editing.paste_known(pipe, image, hole, x)
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_output(args.out, pipe, x, labels)

@@ -50,6 +50,52 @@ def timestep_plan(sampler: str, T: int, steps: int | None = None, t_start: int |
     return list(zip(ts, ts[1:] + [-1]))
 
 
+def repaint_plan(plan: list[tuple[int, int]], resample: int, jump: int) -> list[tuple[int, int]]:
+    """A plan with RePaint's resampling jumps (Lugmayr et al. 2022, sec. 4.2 and their code's schedule): after
+    arriving at every `jump`-th level from the last noisy one, go back up `jump` levels and denoise again, so that each
+    of those stretches is denoised `resample` times. Upward pairs have t_prev > t (samplers.renoise); r = 1: `plan`."""
+    if resample < 1 or jump < 1:
+        raise ValueError(f"resampling needs r >= 1 and j >= 1, got r = {resample}, j = {jump}")
+    levels = [plan[0][0], *(t_prev for _, t_prev in plan)]  # levels[i]: where x is after i steps of `plan`
+    n = len(plan)
+    jumps = {i: resample - 1 for i in range(n - 1, jump - 1, -jump)}
+    path, i = [0], 0
+    while i < n:
+        i += 1
+        path.append(i)
+        if jumps.get(i, 0) > 0:
+            jumps[i] -= 1
+            path += range(i - 1, i - jump - 1, -1)
+            i -= jump
+    return [(levels[a], levels[b]) for a, b in zip(path, path[1:])]
+
+
+def renoise(s: Schedule, x_t: torch.Tensor, t: int, t_up: int, noise: torch.Tensor) -> torch.Tensor:
+    """Jump back up: x_{t_up} ~ q(x_{t_up} | x_t) = N(sqrt(ab_up / ab_t) x_t, (1 - ab_up / ab_t) I), the forward
+    process (Ho et al. 2020, eq. 4) run on from t (Lugmayr et al. 2022, Algorithm 1, line 11, over t_up - t steps)."""
+    ratio = (_alpha_bar(s, t_up) / _alpha_bar(s, t)).to(x_t)
+    return ratio.sqrt() * x_t + (1 - ratio).sqrt() * noise
+
+
+@dataclass(frozen=True)
+class Known:
+    """The known part of x for inpainting: x0 (in the sampler's space) and mask (1 where x0 is known, else 0)."""
+
+    x0: torch.Tensor
+    mask: torch.Tensor
+
+
+def impose_known(s: Schedule, x: torch.Tensor, t_prev: int, known: Known, noise: torch.Tensor | None) -> torch.Tensor:
+    """x_{t_prev} = m * x_known + (1 - m) * x with x_known ~ q(x_{t_prev} | x0) (Lugmayr et al. 2022, Algorithm 1,
+    lines 5-8; eq. 4 of Ho et al. 2020); at t_prev = -1 the known pixels are x0 exactly."""
+    if t_prev < 0 or noise is None:
+        x_known = known.x0.to(x)
+    else:
+        ab = _alpha_bar(s, t_prev).to(x)
+        x_known = ab.sqrt() * known.x0.to(x) + (1 - ab).sqrt() * noise
+    return torch.where(known.mask.to(x.device).bool(), x_known, x)
+
+
 def _alpha_bar(s: Schedule, t: int) -> torch.Tensor:
     """alpha_bar_t as a scalar tensor, with alpha_bar_{-1} = 1 (the clean end of every plan)."""
     return s.alpha_bar[t] if t >= 0 else torch.ones((), dtype=s.alpha_bar.dtype)
@@ -111,21 +157,29 @@ def sample(
     eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, ...], *, generator: torch.Generator,
     sampler: str = "ddim", steps: int | None = None, eta: float = 0.0, clip_x0: bool = False,
     x_T: torch.Tensor | None = None, t_start: int | None = None, prediction: str = "eps",
+    known: Known | None = None, resample: tuple[int, int] | None = None,
 ) -> Iterator[StepOutput]:
     """Run the reverse process from x_T (drawn from `generator` unless given) and yield a StepOutput per step.
 
     `prediction` says what eps_fn returns: eps, or v for a v-predicting model (diffusion.x0_and_eps).
     Close the generator to stop early. `t_start` < T-1 with an `x_T` already noised to t_start gives SDEdit.
-    All randomness comes from `generator`; nothing touches the global RNG.
+    Inpainting (RePaint): `known` is re-imposed at each step's t_prev, and `resample=(r, j)` adds RePaint's jumps
+    (repaint_plan; an upward step yields the x0_pred it last made). All randomness comes from `generator`.
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be between 0 and 1, got {eta}")
     plan = timestep_plan(sampler, schedule.T, steps, t_start)
+    plan = plan if resample is None else repaint_plan(plan, *resample)
     device = generator.device
     x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
     stochastic = sampler == "ddpm" or (sampler == "ddim" and eta > 0)
     prev_t, prev_x0 = None, None
     for index, (t, t_prev) in enumerate(plan):
+        if t_prev > t:  # a RePaint jump back up; a multistep solver starts its history afresh
+            x = renoise(schedule, x, t, t_prev, torch.randn(shape, generator=generator, device=device))
+            prev_t, prev_x0 = None, None
+            yield StepOutput(index=index, t=t_prev, x_t=x, x0_pred=x0_pred)
+            continue
         t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
         x0_pred, eps = x0_and_eps(schedule, x, t_batch, eps_fn(x, t_batch), prediction)
         if clip_x0:
@@ -137,6 +191,9 @@ def sample(
         else:
             step = ddpm_step if sampler == "ddpm" else ddim_step
             x = step(schedule, x, t, t_prev, x0_pred, eps, noise, 1.0 if sampler == "ddpm" else eta)
+        if known is not None:
+            fresh = torch.randn(shape, generator=generator, device=device) if t_prev >= 0 else None
+            x = impose_known(schedule, x, t_prev, known, fresh)
         prev_t, prev_x0 = t, x0_pred
         yield StepOutput(index=index, t=t_prev, x_t=x, x0_pred=x0_pred)
 

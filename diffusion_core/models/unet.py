@@ -128,11 +128,12 @@ class UNet(nn.Module):
             if c.refine_channels else None
 
     def embed(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Time embedding plus the class embedding (the null class when labels is None)."""
+        """Time embedding plus the class embedding (the null class when labels is None); float labels [N, classes + 1]
+        are weights that mix the class embeddings (one-hot rows give exactly the integer labels' embedding)."""
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.base_channels))
         if self.label_emb is not None:
             labels = torch.full_like(t, self.config.num_classes) if labels is None else labels
-            emb = emb + self.label_emb(labels)
+            emb = emb + (labels @ self.label_emb.weight if labels.is_floating_point() else self.label_emb(labels))
         return emb
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
