@@ -19,6 +19,7 @@ from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.guidance import describe_interval
 from diffusion_core.schedules import make_schedule
+from editing_widgets import EDIT_TABS, Context, editing_sections, wire_editing
 from widgets import (CLASSES, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls, live_outputs,
                      sketch_section)
 
@@ -215,6 +216,7 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             with gr.Row():
                 go, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop", variant="stop")
             drawing = sketch_section(tab) if tab in SKETCHES else None
+            edits = editing_sections(tab) if tab in EDIT_TABS else None  # inpaint, interpolate, compare
         with gr.Column(scale=5):
             live = live_outputs(tab)
             status = gr.Markdown("Press **Generate** to start from pure noise.", elem_id=f"{tab}-status")
@@ -230,6 +232,9 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
     if drawing:
         runs[f"{tab}_sketch"] = drawing[2].click(make_complete(tab), [*drawing[:2], *inputs], outputs,
                                                 api_name=f"{tab}_sketch", show_progress_on=[status], **SAMPLING)
+    if edits:
+        runs |= wire_editing(tab, edits, inputs, outputs, Context(STORE, to_page, gpu, shown_in_page, GIF_DIR),
+                             [replay_step, gif], **SAMPLING)
     stop.click(None, None, None, cancels=list(runs.values()), api_name=f"{tab}_stop", api_visibility="private")
     gr.on([go.click, *([drawing[2].click] if drawing else [])], lambda: (gr.update(visible=False),) * 2, None,
           [replay_step, gif], queue=False, api_name=f"{tab}_new_run", api_visibility="private")
