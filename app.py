@@ -18,6 +18,7 @@ from diffusion_core import playground as pg
 from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.guidance import describe_interval
+from diffusion_core.recording import give_back_memory
 from diffusion_core.schedules import make_schedule
 from editing_widgets import EDIT_TABS, Context, editing_sections, wire_editing
 from widgets import (CLASSES, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls, live_outputs,
@@ -145,6 +146,7 @@ def replay(step: float, rec: pg.Recording | None):
 def finish_run(rec: pg.Recording | None):
     """After a run, finished or stopped: the replay slider over the steps it took, on the last one, the run's GIF,
     and (if stopped) why."""
+    give_back_memory()  # the run's buffers, freed in a worker thread's arena
     if rec is None or not rec.steps:
         return gr.update(visible=False), gr.update(visible=False, value=None), gr.skip()
     last = max(rec.steps)

@@ -2,6 +2,7 @@
 the budget that bounds what all visitors' recordings keep together. Pure Python/numpy/torch; no gradio."""
 from __future__ import annotations
 
+import ctypes
 import threading
 import weakref
 from collections import OrderedDict
@@ -99,3 +100,12 @@ class RecordingBudget:
 
 
 RECORDINGS = RecordingBudget(RECORDINGS_BYTES)
+
+
+def give_back_memory() -> None:
+    """Return the memory a finished run freed to the system (glibc's malloc_trim: the arenas of the server's many
+    worker threads keep it otherwise, and its resident memory grows with every visitor); elsewhere nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
