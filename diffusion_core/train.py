@@ -1,6 +1,7 @@
 """Train a denoiser (Ho et al. 2020, Algorithm 1) on Hugging Face Accelerate and write a checkpoint folder.
 
     python -m diffusion_core.train --dataset spiral|digits|pokemon [--config FILE] --out checkpoints/NAME
+    python -m diffusion_core.train --dataset moons --objective flow --out checkpoints/moons_flow
     python -m diffusion_core.train --dataset pokemon --stage autoencoder --out checkpoints/pokemon_autoencoder
 
 Runs the same under `accelerate launch --num_processes N -m diffusion_core.train ...` on several GPUs
@@ -32,7 +33,7 @@ from .data import Dataset, load_dataset, random_hflip, to_uint8
 from .diffusion import denoising_loss, noisy_batch
 from .models import AutoencoderConfig, build_model, count_parameters, model_config_to_dict
 from .pipeline import ModelInfo, Pipeline, checkpoint_config
-from .train_config import TrainConfig, load_train_config
+from .train_config import OBJECTIVES, TOY_DATASETS, TrainConfig, load_train_config, with_objective
 from .schedules import Schedule
 from .train_state import check_resumable, load_init, load_init_weights, load_train_state, save_train_state
 from .viz import image_grid, points_image, save_png
@@ -82,7 +83,8 @@ def preview(run: Run, path: Path) -> None:
         x, _ = pipe.generate(n, seed=0, label="all" if info.num_classes else None, sampler="ddim", steps=20)
         save_png(image_grid(to_uint8(x.cpu()), nrow=8, scale=2), path)
     else:
-        x, _ = pipe.generate(2000, seed=0, sampler="ddim", steps=100)
+        sampler = "euler" if info.diffusion.prediction == "flow" else "ddim"
+        x, _ = pipe.generate(2000, seed=0, sampler=sampler, steps=100)
         save_png(points_image(x.cpu().numpy()), path)
 
 
@@ -194,7 +196,7 @@ def noisy_micro_batch(run: Run, config: TrainConfig, micro_step: int):
     """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
     acc, data = run.acc, run.data
     idx, x0 = micro_batch(run, config, micro_step)
-    x_t, t, eps = noisy_batch(run.schedule, x0, run.gen)
+    x_t, t, eps = noisy_batch(run.schedule, x0, run.gen, config.diffusion.prediction)
     labels = None
     if data.labels is not None and run.info.num_classes:
         labels = data.labels[idx].clone()
@@ -293,7 +295,9 @@ def fit(run: Run, config: TrainConfig, out: Path, command: str, max_steps: int |
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m diffusion_core.train", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, choices=["spiral", "digits", "pokemon", "fashion"])
+    p.add_argument("--dataset", required=True, choices=["spiral", "digits", "pokemon", "fashion", *TOY_DATASETS])
+    p.add_argument("--objective", default="diffusion", choices=OBJECTIVES,
+                   help="flow: flow matching, the 2D MLP predicting the velocity on straight paths (Euler/Heun)")
     p.add_argument("--stage", default="denoiser", choices=["denoiser", "autoencoder", "latent"],
                    help="latent diffusion's two stages: 'autoencoder', then 'latent' (a denoiser on its latents); "
                         "their presets are DATASET_autoencoder and DATASET_latent")
@@ -315,6 +319,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     preset = "digits" if args.dataset == "fashion" else args.dataset
     preset += "" if args.stage == "denoiser" else f"_{args.stage}"
     config = load_train_config(preset, args.config, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    config = with_objective(config, getattr(args, "objective", "diffusion"))
     return replace(config, dataset="fashion") if args.dataset == "fashion" else config
 
 

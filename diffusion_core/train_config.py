@@ -11,6 +11,8 @@ from .models import AutoencoderConfig, MLPConfig, ModelConfig, UNetConfig, model
 from .pipeline import SamplingDefaults
 
 LR_DECAYS = ("constant", "cosine")
+OBJECTIVES = ("diffusion", "flow")  # flow: flow matching on straight paths (flow.py), for the 2D models
+TOY_DATASETS = ("moons", "gaussians", "checkerboard")  # points2d.TOY_SETS: trained with the spiral's recipe
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,20 @@ PRESETS = {
         steps=20_000, batch_size=128, lr=5e-4, warmup_steps=500, lr_decay="cosine", ema_decay=0.999, label_dropout=0.2,
         hflip=True, sample_every=2000, save_every=500, mixed_precision="bf16"),
 }
+PRESETS |= {name: replace(PRESETS["spiral"], dataset=name) for name in TOY_DATASETS}
+
+
+def with_objective(config: TrainConfig, objective: str) -> TrainConfig:
+    """`config` for `objective`: as it is for diffusion; for flow matching the same MLP predicts the velocity on
+    straight paths (Lipman et al. 2023; Liu et al. 2023) and samples with Euler, 100 steps (flow.py)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: choose one of {OBJECTIVES}")
+    if objective == "diffusion":
+        return config
+    if not isinstance(config.model, MLPConfig):
+        raise ValueError("flow matching is offered for the 2D models (an MLP), not for images")
+    return replace(config, diffusion=replace(config.diffusion, prediction="flow", clip_x0=False, snr_gamma=0.0),
+                   sampling=SamplingDefaults(sampler="euler", steps=100, guidance=0.0))
 
 
 def load_train_config(dataset: str, path: str | Path | None = None, **overrides) -> TrainConfig:

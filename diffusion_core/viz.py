@@ -254,10 +254,17 @@ def spiral_points(n: int = 400) -> np.ndarray:
     return spiral_curve(torch.linspace(SPIRAL_T_MIN, SPIRAL_T_MAX, n, dtype=torch.float64)).float().numpy()
 
 
-def spiral_frame(step: int, total: int, t: int, x_t, x0_pred, done: bool) -> dict:
-    """The live plot's value for one step (points as base64 float32; the curve with the first and final frames)."""
+def spiral_frame(step: int, total: int, t: int, x_t, x0_pred, done: bool, layers: dict | None = None,
+                 cloud: np.ndarray | None = None) -> dict:
+    """The live plot's value for one step (points as base64 float32; with the first and final frames the backdrop:
+    the spiral's curve, or a cloud of data points); `layers`: arrays of the lab's layers (lab.Layers), float32 or
+    uint8 as base64, flags as they are."""
     frame = {"step": step, "total": total, "t": t, "xt": encode_points(x_t), "x0": encode_points(x0_pred),
              "done": done}
     if step == 0 or done:
-        frame["curve"] = encode_points(spiral_points())
+        frame["curve"] = encode_points(spiral_points()) if cloud is None else None
+        frame["cloud"] = None if cloud is None else encode_points(cloud)
+    for key, value in (layers or {}).items():
+        frame[key] = value if not isinstance(value, np.ndarray) else (
+            base64.b64encode(value.tobytes()).decode("ascii") if value.dtype == np.uint8 else encode_points(value))
     return frame
