@@ -23,6 +23,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 SAMPLER_CHOICES = [("DDPM (ancestral, all T steps)", "ddpm"), ("DDIM", "ddim"), ("DPM-Solver++ (2M)", "dpm++")]
+FLOW_SAMPLER_CHOICES = [("Euler (flow matching)", "euler"), ("Heun (flow matching)", "heun")]  # the Spiral lab's
 CLASSES = {"digits": DIGIT_CLASSES, "fashion": FASHION_CLASSES, "pokemon": COLOUR_CLASSES}
 LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]]
           for tab, what in (("digits", "digit"), ("fashion", "class"), ("pokemon", "colour"))}
@@ -51,7 +52,8 @@ def controls(tab: str) -> list:
     d, images = DEFAULTS[tab], tab != "spiral"
     ids = {name: dict(elem_id=f"{tab}-{name}") for name in ("sampler", "steps", "eta", "guidance", "label", "seed",
                                                               "samples", "refresh")}
-    sampler = gr.Dropdown(SAMPLER_CHOICES, value="ddim", label="Sampler", **ids["sampler"])
+    sampler = gr.Dropdown(SAMPLER_CHOICES + (FLOW_SAMPLER_CHOICES if tab == "spiral" else []), value="ddim",
+                          label="Sampler", **ids["sampler"])
     steps = gr.Slider(1, 1000, value=20, step=1, label="Steps", info="DDPM always takes all T steps", **ids["steps"])
     eta = gr.Slider(0, 1, value=0, step=0.05, label="eta", info="DDIM's fresh noise: 0 = none, 1 = as much as DDPM",
                     **ids["eta"])

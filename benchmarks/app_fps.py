@@ -30,6 +30,11 @@ BARE_APP = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi'
 RUNS = [
     ("spiral", "Spiral", "default (DDPM, 1000 steps, 1000 points)", {}),
     ("spiral", "Spiral", "5000 points, DDPM 1000 steps", {"samples": 5000}),
+    ("spiral", "Spiral", "layers on: paths, field, density (DDPM, 1000 steps, 1000 points)",
+     {"layer:paths": True, "layer:field": True, "layer:density": True}),
+    ("spiral", "Spiral", "layers on, flow matching: Euler 300 steps, 1000 points",
+     {"layer:paths": True, "layer:field": True, "layer:density": True, "model:shipped, flow matching": True,
+      "steps": 300}),
     ("digits", "Digits", "display-bound (1 digit, DDIM 300 steps, g = 1)",
      {"steps": 300, "samples": 1, "guidance": 1, "label": "3", "refresh": 0.04}),
     ("digits", "Digits", "default (40 digits, DDIM 20 steps, g = 2)", {}),
@@ -91,7 +96,15 @@ def startup_times(env: dict) -> dict:
 
 
 def set_control(page, tab: str, name: str, value) -> None:
-    """Set a control of the tab like a person would (type into the slider's box, or pick a label)."""
+    """Set a control of the tab like a person would (type into the slider's box, or pick a label); the Spiral
+    lab's layers ('layer:NAME') are ticked and its model ('model:LABEL') picked."""
+    if name.startswith("layer:"):
+        page.locator(f"#lab-{name[6:]} input").check(force=True)
+        return
+    if name.startswith("model:"):
+        page.locator("#lab-model").get_by_label(name[6:], exact=True).check(force=True)
+        page.wait_for_timeout(500)  # the sampler follows the model (Euler for flow matching)
+        return
     if name in ("sampler", "label"):  # dropdowns: type the choice, Enter picks it
         page.locator(f"#{tab}-{name} input").fill(str(value))
         page.keyboard.press("Enter")
@@ -156,7 +169,10 @@ def main() -> None:
     parser.add_argument("--checkpoints", help="PLAYGROUND_CHECKPOINTS folder (default: the app's own config)")
     parser.add_argument("--threads", default="1", help="torch threads of the app (PLAYGROUND_THREADS)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", help="only the runs whose label contains this (e.g. 'layers')")
     args = parser.parse_args()
+    if args.only:
+        RUNS[:] = [run for run in RUNS if args.only in run[2]]
     env = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PLAYGROUND_THREADS": args.threads}
     if args.checkpoints:
         env["PLAYGROUND_CHECKPOINTS"] = args.checkpoints

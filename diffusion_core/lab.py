@@ -21,6 +21,8 @@ from .samplers import StepOutput
 from .viz import spiral_frame, spiral_points, step_caption
 
 LAB_SETS = ("spiral", *TOY_SETS)  # named sets with shipped models; a visitor's own is "drawing"
+WORDS = {"spiral": "the spiral", "moons": "the two moons", "gaussians": "the 8 Gaussians",
+         "checkerboard": "the checkerboard", "drawing": "your drawing"}  # what a run is measured against
 PATHS = 50  # particles whose paths are drawn
 FIELD_N, DENSITY_N, LIM = 21, 48, 3.0  # arrows per side, density cells per side, over [-LIM, LIM]^2 (x_t's panel)
 
@@ -111,7 +113,7 @@ def measure_for(name: str, reference: torch.Tensor | None = None) -> Measure:
     if name == "spiral":
         return Measure()
     ref = reference_points(name, None if reference is None else reference.numpy())
-    return Measure(name, "your drawing" if name == "drawing" else "the data", ref, ref[:1500].numpy())
+    return Measure(name, WORDS[name], ref, ref[:1500].numpy())
 
 
 def lab_stream(pipe: Pipeline, s: RunSettings, layers: Layers, measure: Measure) -> Iterator[LiveFrame]:

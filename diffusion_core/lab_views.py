@@ -77,10 +77,11 @@ def run_from(pipe: Pipeline, x_T: torch.Tensor, sampler: str, steps: int | None,
 
 
 def straightness(paths: np.ndarray) -> float:
-    """Mean over particles of path length / distance from start to end: 1 for straight paths."""
-    length = np.linalg.norm(np.diff(paths, axis=0), axis=-1).sum(0)
-    chord = np.linalg.norm(paths[-1] - paths[0], axis=-1)
-    return float((length / np.maximum(chord, 1e-9)).mean())
+    """The particles' path lengths over their distances from start to end, summed: 1 for straight paths (sums, so
+    that a particle ending near its start does not dominate)."""
+    length = np.linalg.norm(np.diff(paths, axis=0), axis=-1).sum()
+    chord = np.linalg.norm(paths[-1] - paths[0], axis=-1).sum()
+    return float(length / max(chord, 1e-9))
 
 
 def few_step_table(diffusion: Pipeline, flow: Pipeline, x_T: torch.Tensor, measure: Measure) -> str:

@@ -23,6 +23,7 @@ from .train_config import PRESETS, TrainConfig, with_objective
 
 MAX_STEPS, MAX_SECONDS = 20_000, 120.0  # one training's bounds
 MAX_TRAININGS = 2  # trainings at once, over all visitors (each takes a CPU core)
+LOSS_EVERY = 50  # steps between the loss curve's points
 PREVIEW_N = 500  # fresh samples per preview
 TRAININGS = threading.BoundedSemaphore(MAX_TRAININGS)
 
@@ -124,8 +125,9 @@ def _train(points: torch.Tensor, dataset: str, objective: str, steps: int, secon
         avg = loss.item() if avg is None else 0.95 * avg + 0.05 * loss.item()
         elapsed = time.monotonic() - start
         done = step == steps or elapsed >= seconds
-        if step % preview_every == 0 or done:
+        if step % LOSS_EVERY == 0 or done:
             losses.append((step, avg))
+        if step % preview_every == 0 or done:
             pipe = Pipeline(copy.deepcopy(ema), info, source="trained in this page", device=torch.device("cpu"))
             model_now = LiveModel(pipe, dataset, objective, step, elapsed, points if dataset == "drawing" else None)
             yield TrainUpdate(step, elapsed, tuple(losses), preview_samples(pipe, preview_n, seed), model_now, done)

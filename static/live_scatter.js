@@ -4,7 +4,11 @@
 // the final points as real, hoverable traces. While frames stream in, the points are painted on a
 // <canvas> laid over the plot areas with plotly's own axis mapping (_fullLayout axes' c2p), and only
 // the newest frame is painted, once per animation frame. Frames come from Python as
-// {step, total, t, xt, x0, done, curve?}, with the points as base64 little-endian float32.
+// {step, total, t, xt, x0, done, curve?, cloud?}, with the points as base64 little-endian float32.
+// The 2D lab's layers come with them and are drawn on the same canvas over x_t's panel, and stay there after
+// the hand-over: paths (new positions of up to 50 particles, [k, n, 2]; paths_all replaces them), field (the
+// direction from x_t to x0_pred on a grid) and density (uint8 on a grid, drawn as contour lines); grid = [arrows
+// per side, density cells per side, half-width of the square they cover].
 (function () {
   "use strict";
   const PANELS = [
@@ -18,6 +22,12 @@
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     return new Float32Array(bytes.buffer);
+  }
+
+  function bytes(b64) {
+    const bin = atob(b64), out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
   }
 
   function split(xy) {
@@ -50,8 +60,11 @@
     };
   }
 
-  function traces(curve, xt, x0) {
+  function traces(curve, xt, x0, cloud) {
     const [cx, cy] = curve ? split(curve) : [[], []];
+    const [dx, dy] = cloud ? split(cloud) : [[], []];
+    const faint = (xa, ya) => ({ x: dx, y: dy, xaxis: xa, yaxis: ya, mode: "markers", hoverinfo: "skip",
+                                 marker: { size: 3, color: "rgba(128,128,128,0.22)" }, type: "scatter" });
     const line = (xa, ya) => ({ x: cx, y: cy, xaxis: xa, yaxis: ya, mode: "lines", hoverinfo: "skip",
                                 line: { color: "rgba(128,128,128,0.28)", width: 6 }, type: "scatter" });
     const dots = (xy, xa, ya, p) => {
@@ -59,7 +72,57 @@
       return { x, y, xaxis: xa, yaxis: ya, mode: "markers", type: "scatter", name: p.key,
                marker: { size: 3.5, color: p.colour }, hovertemplate: "(%{x:.3f}, %{y:.3f})<extra></extra>" };
     };
-    return [line("x", "y"), line("x2", "y2"), dots(xt, "x", "y", PANELS[0]), dots(x0, "x2", "y2", PANELS[1])];
+    return [line("x", "y"), line("x2", "y2"), dots(xt, "x", "y", PANELS[0]), dots(x0, "x2", "y2", PANELS[1]),
+            faint("x", "y"), faint("x2", "y2")];
+  }
+
+  function contours(ctx, h, n, lim, X, Y) { // marching squares on the density's cell centres
+    const c = (i) => -lim + (i + 0.5) * 2 * lim / n;
+    ctx.strokeStyle = "rgba(44,160,44,0.85)"; ctx.lineWidth = 1.2;
+    for (const L of [25, 70, 130, 200]) {
+      ctx.beginPath();
+      for (let iy = 0; iy < n - 1; iy++) for (let ix = 0; ix < n - 1; ix++) {
+        const v = [h[iy * n + ix], h[iy * n + ix + 1], h[(iy + 1) * n + ix + 1], h[(iy + 1) * n + ix]];
+        const q = [[ix, iy], [ix + 1, iy], [ix + 1, iy + 1], [ix, iy + 1]], pts = [];
+        for (let e = 0; e < 4; e++) {
+          const a = v[e], b = v[(e + 1) % 4], u = q[e], w = q[(e + 1) % 4];
+          if ((a < L) !== (b < L)) { const f = (L - a) / (b - a); pts.push([u[0] + f * (w[0] - u[0]), u[1] + f * (w[1] - u[1])]); }
+        }
+        for (let k = 0; k + 1 < pts.length; k += 2) {
+          ctx.moveTo(X(c(pts[k][0])), Y(c(pts[k][1]))); ctx.lineTo(X(c(pts[k + 1][0])), Y(c(pts[k + 1][1])));
+        }
+      }
+      ctx.stroke();
+    }
+  }
+
+  function trails(ctx, chunks, n, X, Y) { // each particle's positions, chunk after chunk, as one polyline
+    for (let j = 0; j < n; j++) {
+      ctx.strokeStyle = `hsla(${(j * 137) % 360},70%,38%,0.55)`; ctx.lineWidth = 1;
+      ctx.beginPath();
+      let first = true;
+      for (const c of chunks) for (let k = 0; k < c.length / (2 * n); k++) {
+        const i = 2 * (k * n + j), x = X(c[i]), y = Y(c[i + 1]);
+        if (first) { ctx.moveTo(x, y); first = false; } else ctx.lineTo(x, y);
+      }
+      ctx.stroke();
+    }
+  }
+
+  function arrows(ctx, d, n, lim, X, Y) { // the field: a short arrow per grid point, its length capped at a cell
+    const cell = 2 * lim / (n - 1), px = Math.abs(X(cell) - X(0));
+    ctx.strokeStyle = "rgba(90,40,140,0.8)"; ctx.lineWidth = 1.2;
+    ctx.beginPath();
+    for (let iy = 0; iy < n; iy++) for (let ix = 0; ix < n; ix++) {
+      const i = 2 * (iy * n + ix), dx = d[i], dy = d[i + 1], m = Math.hypot(dx, dy);
+      if (m < 1e-9) continue;
+      const len = 0.8 * px * Math.min(1, m / cell), ux = dx / m, uy = -dy / m; // pixels: y grows downwards
+      const x0 = X(-lim + ix * cell), y0 = Y(-lim + iy * cell), x1 = x0 + len * ux, y1 = y0 + len * uy;
+      ctx.moveTo(x0, y0); ctx.lineTo(x1, y1);
+      ctx.moveTo(x1, y1); ctx.lineTo(x1 - 0.3 * len * (ux + 0.6 * uy), y1 - 0.3 * len * (uy - 0.6 * ux));
+      ctx.moveTo(x1, y1); ctx.lineTo(x1 - 0.3 * len * (ux - 0.6 * uy), y1 - 0.3 * len * (uy + 0.6 * ux));
+    }
+    ctx.stroke();
   }
 
   function mount(element, props, watch) {
@@ -67,17 +130,26 @@
     const plot = box.querySelector(".live-plot");
     const canvas = box.querySelector("canvas");
     const narrowBox = () => box.clientWidth > 0 && box.clientWidth < NARROW_PX;
-    const s = { narrow: narrowBox(), curve: null, pending: null, last: null, raf: 0, timer: 0, handed: true,
-                painted: 0, ready: false };
+    const s = { narrow: narrowBox(), curve: null, cloud: null, pending: null, last: null, raf: 0, timer: 0,
+                handed: true, painted: 0, ready: false, lastStep: -1,
+                layers: { paths: [], pathsN: 0, field: null, density: null, grid: [21, 48, 3] } };
     box.liveStats = s;
     let P = null; // the plotly that drew this plot: Gradio's gr.Plot loads its own (older) one into window.Plotly
                   // when a tab with a plot opens, and one plotly cannot re-render a figure that another built
 
-    function paint() {
-      s.raf = 0;
-      const f = s.pending, fl = plot._fullLayout;
-      if (!f || !fl || !fl.xaxis2) return;
-      s.pending = null;
+    function drawLayers(ctx, fl) {
+      const L = s.layers, xa = fl.xaxis, ya = fl.yaxis, [fn, dn, lim] = L.grid;
+      if (!L.paths.length && !L.field && !L.density) return;
+      const X = (v) => xa._offset + xa.c2p(v), Y = (v) => ya._offset + ya.c2p(v);
+      ctx.save();
+      ctx.beginPath(); ctx.rect(xa._offset, ya._offset, xa._length, ya._length); ctx.clip();
+      if (L.density) contours(ctx, L.density, dn, lim, X, Y);
+      if (L.paths.length) trails(ctx, L.paths, L.pathsN, X, Y);
+      if (L.field) arrows(ctx, L.field, fn, lim, X, Y);
+      ctx.restore();
+    }
+
+    function canvasContext() {
       const dpr = window.devicePixelRatio || 1, w = plot.clientWidth, h = plot.clientHeight;
       if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
         canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
@@ -86,6 +158,16 @@
       const ctx = canvas.getContext("2d");
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, w, h);
+      return ctx;
+    }
+
+    function paint() {
+      s.raf = 0;
+      const f = s.pending, fl = plot._fullLayout;
+      if (!f || !fl || !fl.xaxis2) return;
+      s.pending = null;
+      const ctx = canvasContext();
+      drawLayers(ctx, fl);
       for (const p of PANELS) {
         const xa = fl[p.x], ya = fl[p.y], xy = f.points[p.key];
         ctx.save();
@@ -106,15 +188,35 @@
       const f = s.last;
       if (!f || s.handed) return;
       s.handed = true;
-      P.react(plot, traces(s.curve, f.points.xt, f.points.x0), layout(s.narrow), CONFIG).then(() => {
-        canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+      P.react(plot, traces(s.curve, f.points.xt, f.points.x0, s.cloud), layout(s.narrow), CONFIG).then(() => {
+        drawLayers(canvasContext(), plot._fullLayout); // the layers stay over the real points
         box.dataset.final = String(f.step);
       });
     }
 
+    function takeLayers(value) {
+      const L = s.layers;
+      if (value.step === 0 || (value.step < s.lastStep && !value.done)) { // a new run
+        L.paths = []; L.field = null; L.density = null;
+      }
+      s.lastStep = value.step;
+      if (value.grid) L.grid = value.grid;
+      if (value.paths) {
+        const chunk = decode(value.paths);
+        L.pathsN = value.paths_n;
+        if (value.paths_all) L.paths = [chunk]; else L.paths.push(chunk);
+      }
+      if (value.field) L.field = decode(value.field);
+      if (value.density) L.density = bytes(value.density);
+      box.dataset.layers = [L.paths.length ? "paths" : "", L.field ? "field" : "", L.density ? "density" : ""]
+        .filter(Boolean).join(" ");
+    }
+
     function show(value) {
       if (!value || !value.xt || !s.ready) return;
-      if (value.curve) s.curve = decode(value.curve);
+      if ("curve" in value) s.curve = value.curve ? decode(value.curve) : null;
+      if ("cloud" in value) s.cloud = value.cloud ? decode(value.cloud) : null;
+      takeLayers(value);
       const f = { step: value.step, done: value.done, points: { xt: decode(value.xt), x0: decode(value.x0) } };
       s.last = f;
       clearTimeout(s.timer);
@@ -122,7 +224,8 @@
       if (s.handed) { // a new stream: empty plotly's point traces, paint on the canvas from now on
         s.handed = false;
         box.dataset.final = "";
-        P.restyle(plot, { x: [[], []], y: [[], []] }, [2, 3]);
+        const t = traces(s.curve, null, null, s.cloud); // and this run's backdrop: the curve or the data
+        P.restyle(plot, { x: t.map((d) => d.x), y: t.map((d) => d.y) }, [0, 1, 2, 3, 4, 5]);
       }
       s.pending = f;
       if (!s.raf) s.raf = requestAnimationFrame(paint);
@@ -134,7 +237,7 @@
       P = window.Plotly;
       const v = props.value;
       if (v && v.curve) s.curve = decode(v.curve);
-      P.newPlot(plot, traces(s.curve, null, null), layout(s.narrow), CONFIG)
+      P.newPlot(plot, traces(s.curve, null, null, null), layout(s.narrow), CONFIG)
         .then(() => { s.ready = true; box.dataset.ready = "1"; show(props.value); });
       new ResizeObserver(() => {
         if (!s.ready || !plot.clientWidth) return;

@@ -139,19 +139,25 @@ def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title,
                            timeout=30_000)
 
 
+def draw(page, elem_id: str, stroke: list[tuple[float, float]]) -> None:
+    """Draw one stroke with the brush of sketchpad `elem_id` through points given as fractions of the canvas."""
+    canvas = page.locator(f"#{elem_id} canvas").last
+    canvas.wait_for(state="visible", timeout=30_000)
+    canvas.scroll_into_view_if_needed()
+    page.locator(f"#{elem_id} button[aria-label='Brush']").first.click()
+    b = canvas.bounding_box()
+    (x0, y0), *rest = stroke
+    page.mouse.move(b["x"] + b["width"] * x0, b["y"] + b["height"] * y0)
+    page.mouse.down()
+    for x, y in rest:
+        page.mouse.move(b["x"] + b["width"] * x, b["y"] + b["height"] * y, steps=12)
+    page.mouse.up()
+
+
 def test_digits_sketch_is_completed(page):
     page.get_by_role("tab", name="Digits").click()
     page.get_by_text("Draw a digit and let the model finish it").click()
-    canvas = page.locator("#digits-sketch canvas").last
-    canvas.wait_for(state="visible", timeout=30_000)
-    canvas.scroll_into_view_if_needed()
-    page.locator("#digits-sketch button[aria-label='Brush']").first.click()
-    b = canvas.bounding_box()
-    page.mouse.move(b["x"] + b["width"] * 0.3, b["y"] + b["height"] * 0.2)
-    page.mouse.down()
-    for x, y in ((0.65, 0.2), (0.45, 0.85)):  # a 7
-        page.mouse.move(b["x"] + b["width"] * x, b["y"] + b["height"] * y, steps=12)
-    page.mouse.up()
+    draw(page, "digits-sketch", [(0.3, 0.2), (0.65, 0.2), (0.45, 0.85)])  # a 7
     start_run(page, "digits", "Complete my drawing")
     page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Done in')",
                            timeout=120_000)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_FILES = ("app.py", "widgets.py", "editing_widgets.py")
+APP_FILES = ("app.py", "widgets.py", "editing_widgets.py", "lab_widgets.py")
 
 IMPORT_ALL = """
 import importlib, json, pkgutil, sys

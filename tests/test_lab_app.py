@@ -1,0 +1,118 @@
+"""The Spiral lab through its API (gradio_client against the app on 127.0.0.1): Generate with a dataset, a flow
+model and the layers; live training in two sessions at once, each with its own model; Stop during training; bad
+drawings; flow matching against DDIM from the same noise."""
+from __future__ import annotations
+
+import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from tests.test_app_api import points, sketch_file, url  # noqa: F401 - url: the app's fixture
+
+NO_DRAWING = {"background": None, "layers": [], "composite": None, "id": None}
+
+
+def session(url: str) -> Client:  # noqa: F811
+    return Client(url, download_files=False, verbose=False, httpx_kwargs={"timeout": 300})
+
+
+def train(client: Client, dataset: str = "moons", objective: str = "diffusion", steps: int = 400,
+          drawing=NO_DRAWING, word: str = "", text: str = ""):
+    """Submit a live training; its job streams (status, figure)."""
+    return client.submit(dataset, objective, steps, 60, drawing, word, text, api_name="/spiral_train")
+
+
+def test_generate_from_a_shipped_flow_model_with_every_layer(url):  # noqa: F811
+    client = session(url)
+    frames = [v for v, _ in client.submit("euler", 20, 0.0, 1, 300, 0.02, "moons", "flow", True, True, True,
+                                          api_name="/spiral")]
+    last = frames[-1]
+    assert last["done"] and last["step"] == 19 and points(last).shape == (300, 2)
+    assert {"paths", "field", "density", "cloud"} <= set(last) and last["curve"] is None
+    paths = np.frombuffer(base64.b64decode(last["paths"]), "<f4").reshape(-1, 50, 2)
+    np.testing.assert_allclose(paths[-1], points(last)[:50], atol=1e-3)  # float16 recording of the same points
+    with pytest.raises(AppError, match="a flow-matching model samples with euler or heun"):
+        client.predict("ddim", 20, 0.0, 1, 300, 0.02, "moons", "flow", api_name="/spiral")
+    with pytest.raises(AppError, match="no model has been trained in this page yet"):
+        client.predict("ddim", 20, 0.0, 1, 300, 0.02, "moons", "trained", api_name="/spiral")
+    with pytest.raises(AppError, match="your drawing has no shipped model"):
+        client.predict("ddim", 20, 0.0, 1, 300, 0.02, "drawing", "diffusion", api_name="/spiral")
+
+
+def test_two_sessions_train_at_once_and_each_samples_its_own_model(url):  # noqa: F811
+    a, b = session(url), session(url)
+
+    def run(client: Client, dataset: str) -> list[tuple[float, str]]:
+        return [(time.monotonic(), status) for status, _ in train(client, dataset, steps=800)]
+
+    with ThreadPoolExecutor(2) as pool:
+        ran = list(pool.map(run, (a, b), ("moons", "gaussians")))
+    (a_first, _), (a_last, a_status) = ran[0][0], ran[0][-1]
+    (b_first, _), (b_last, b_status) = ran[1][0], ran[1][-1]
+    assert a_first < b_last and b_first < a_last  # the two trainings ran at the same time
+    assert a_status.startswith("Done: step 800/800") and "to the two moons" in a_status
+    assert "to the 8 Gaussians" in b_status
+    _, a_gen = a.predict("ddim", 50, 0.0, 0, 500, 0.05, "spiral", "trained", api_name="/spiral")
+    _, b_gen = b.predict("ddim", 50, 0.0, 0, 500, 0.05, "spiral", "trained", api_name="/spiral")
+    assert "to the two moons" in a_gen and "to the 8 Gaussians" in b_gen  # each its own model
+    with pytest.raises(AppError, match="no model has been trained in this page yet"):
+        session(url).predict("ddim", 50, 0.0, 0, 500, 0.05, "spiral", "trained", api_name="/spiral")
+
+
+def test_stop_during_training_keeps_what_was_learned(url):  # noqa: F811
+    client = session(url)
+    job = train(client, "checkerboard", steps=20_000)
+    for status, _ in job:
+        if status.startswith("Training: step"):
+            job.cancel()
+            break
+    stopped_at = int(status.split("step ")[1].split("/")[0].replace(",", ""))
+    assert 0 < stopped_at < 20_000
+    value, gen_status = client.predict("ddim", 20, 0.0, 0, 200, 0.05, "spiral", "trained", api_name="/spiral")
+    assert value["done"] and "to the checkerboard" in gen_status
+    statuses = [s for s, _ in train(client, "moons", steps=100)]  # the slot was given back
+    assert statuses[-1].startswith("Done: step 100/100")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(), "the drawing is empty"), (dict(text="0.5 0.5"), "too few points to learn a shape: 1 distinct"),
+    (dict(text="0.5 0.25\n" * 1_000_000), "too many points: 1,000,000 given, at most 20,000"),
+    (dict(word="far too long a word"), "the word is too long|maximum"),
+])
+def test_bad_drawings_get_a_clear_message(url, kw, message):  # noqa: F811
+    with pytest.raises(AppError, match=message):
+        session(url).predict("drawing", "diffusion", 100, 60, NO_DRAWING, kw.get("word", ""), kw.get("text", ""),
+                             api_name="/spiral_train")
+
+
+def test_a_drawing_trains_and_a_dot_is_refused(url, tmp_path):  # noqa: F811
+    client = session(url)
+    statuses = [s for s, _ in train(client, "drawing", steps=100, drawing=sketch_file(tmp_path))]
+    assert statuses[-1].startswith("Done: step 100/100") and "to your drawing" in statuses[-1]
+    from PIL import Image, ImageDraw
+
+    dot = Image.new("RGBA", (280, 280), (255, 255, 255, 0))
+    ImageDraw.Draw(dot).ellipse([130, 130, 145, 145], fill="black")
+    dot.save(tmp_path / "dot.png")
+    drawing = {"background": None, "layers": [], "composite": handle_file(str(tmp_path / "dot.png")), "id": None}
+    with pytest.raises(AppError, match="too little is drawn to learn a shape"):
+        client.predict("drawing", "diffusion", 100, 60, drawing, "", "", api_name="/spiral_train")
+
+
+def test_flow_matching_against_ddim_from_the_same_noise(url):  # noqa: F811
+    plot, text = session(url).predict("spiral", "ddim", "euler", 8, 0, 400, api_name="/spiral_compare")
+    import json
+
+    traces = json.loads(plot["plot"])["data"]
+    starts = [t for t in traces if t.get("marker", {}).get("symbol") == "circle-open"]
+    assert len(starts) == 2 and starts[0]["x"] == starts[1]["x"]  # one noise for both
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    table = {int(r.split("|")[1]): [float(c) for c in r.split("|")[2:5]] for r in rows}
+    assert sorted(table) == [1, 2, 4, 8]
+    assert table[1][1] < table[1][0] and table[2][1] < table[2][0]  # flow matching survives few steps
+    assert "diffusion, DDIM 8 steps" in text and "flow matching, Euler 8 steps" in text

@@ -1,0 +1,89 @@
+"""The Spiral lab in a real browser (Playwright + Debian Chromium): draw a shape, train on it live, sample it with
+paths and arrows on, and compare flow matching with DDIM from the same noise. Screenshots to screenshots/ (and with
+UPDATE_DOCS=1 the README's picture to docs/)."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.test_browser import (CHROMIUM, DOCS, SHOTS, click, draw, page, set_number,  # noqa: F401 - page: fixture
+                                shoot, status)
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+LAYER_INK = """(() => { // opaque pixels of the overlay canvas inside x_t's panel: the layers drawn there
+  const c = document.querySelector('.live-canvas'), fl = document.querySelector('.live-plot')._fullLayout;
+  const dpr = window.devicePixelRatio || 1, xa = fl.xaxis, ya = fl.yaxis;
+  const d = c.getContext('2d').getImageData(xa._offset * dpr, ya._offset * dpr, xa._length * dpr, ya._length * dpr).data;
+  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n; })()"""
+
+
+def choose(page, elem_id: str, label: str) -> None:
+    """Pick a radio button by its label."""
+    page.locator(f"#{elem_id}").get_by_label(label, exact=True).check(force=True)
+
+
+def generate_with_layers(page, steps: int) -> None:
+    """Paths and field on, DDIM `steps`, Generate; wait for the final points and the layers on the canvas."""
+    page.evaluate("document.querySelector('.live-scatter').dataset.final = ''")
+    page.locator("#spiral-sampler input").fill("DDIM")  # the spiral's default is DDPM, all 1000 steps
+    page.keyboard.press("Enter")
+    page.wait_for_function("!document.querySelector('#spiral-steps input[type=number]').disabled", timeout=30_000)
+    set_number(page, "spiral-steps", steps)
+    click(page, "Generate")
+    page.wait_for_function("(document.querySelector('.live-scatter').dataset.final || '') === String("
+                           f"{steps - 1})", timeout=120_000)
+    page.wait_for_function("(document.querySelector('.live-scatter').dataset.layers || '').includes('paths field')",
+                           timeout=30_000)
+
+
+def test_draw_train_live_then_sample_with_paths_and_arrows(page):
+    page.get_by_text("Draw your own dataset").click()
+    draw(page, "lab-sketch", [(0.2, 0.25), (0.8, 0.25), (0.5, 0.8), (0.2, 0.25)])  # a triangle
+    choose(page, "lab-dataset", "my drawing")
+    page.get_by_text("Train a model here, live").click()
+    set_number(page, "lab-train-steps", 400)
+    page.locator("#lab-train").click(force=True)
+    page.wait_for_function("document.querySelector('#lab-train-status').textContent.includes('Done: step 400/400')",
+                           timeout=300_000)
+    page.wait_for_selector("#lab-train-plot .main-svg", timeout=60_000)
+    assert "to your drawing" in page.locator("#lab-train-status").text_content()
+    shoot(page, "lab_trained")
+    choose(page, "lab-model", "trained in this page")
+    page.locator("#lab-paths input").check(force=True)
+    page.locator("#lab-field input").check(force=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    generate_with_layers(page, 40)
+    assert "to your drawing" in status(page, "spiral") and "Done in" in status(page, "spiral")
+    assert page.evaluate(LAYER_INK) > 500  # paths and arrows painted over x_t's panel after the hand-over
+    shoot(page, "lab_drawing_paths")
+
+
+def test_shipped_spiral_with_paths_and_arrows_for_the_readme(page):
+    choose(page, "lab-dataset", "spiral")
+    choose(page, "lab-model", "shipped, diffusion")
+    page.locator("#lab-paths input").check(force=True)
+    page.locator("#lab-field input").check(force=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    generate_with_layers(page, 100)
+    assert "to the spiral" in status(page, "spiral") and page.evaluate(LAYER_INK) > 500
+    SHOTS.mkdir(exist_ok=True)
+    page.locator("#spiral-live").screenshot(path=str(SHOTS / "lab_paths_arrows.png"))
+    if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture
+        shutil.copy(SHOTS / "lab_paths_arrows.png", DOCS / "lab_paths_arrows.png")
+
+
+def test_flow_matching_against_ddim_from_the_same_noise(page):
+    choose(page, "lab-dataset", "spiral")
+    page.get_by_text("Flow matching against diffusion, from the same noise").click()
+    page.locator("#lab-compare").click(force=True)
+    page.wait_for_function("document.querySelector('#lab-compare-text').textContent.includes('flow matching, Heun')",
+                           timeout=180_000)
+    page.wait_for_selector("#lab-compare-plot .main-svg", timeout=60_000)
+    titles = page.locator("#lab-compare-plot .gtitle, #lab-compare-plot .annotation-text").all_text_contents()
+    assert any("DDIM 8 steps" in t for t in titles) and any("Euler 8 steps" in t for t in titles)
+    page.locator("#lab-compare-plot").scroll_into_view_if_needed()
+    shoot(page, "lab_compare")
