@@ -1,11 +1,10 @@
 """What the page's editing handlers adapt (editing.py): an editor's picture and brush as x0 and a mask, and live runs
-of inpainting, interpolation and the samplers side by side as LiveFrames (x_t grid, x0_pred grid, final picture)
-with a Recording for replay and the GIF, like playground.image_stream. Never imports gradio."""
+of inpainting, interpolation and the samplers side by side as LiveFrames (x_t grid, x0_pred grid, final picture; a
+points model's comparison: live plot values) with a Recording for replay and the GIF, recorded by
+playground.record_run like Generate's runs. Never imports gradio."""
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -16,11 +15,12 @@ from PIL import Image
 from . import editing
 from .data import from_uint8
 from .pipeline import Pipeline
-from .playground import LiveFrame, RunSettings, Throttle, check_label, check_number
-from .recording import RECORD_BYTES, RECORDINGS, Recording, compact
+from .metrics import spiral_distance
+from .playground import LiveFrame, RunSettings, check_label, check_number, record_run
+from .recording import Recording, compact
 from .samplers import StepOutput, timestep_plan
 from .sketch import picture_array, unenlarged
-from .viz import display_grid, final_tags, save_gif, step_caption, tag_summary, tagged_grid
+from .viz import display_grid, final_tags, save_gif, spiral_frame, step_caption, tag_summary, tagged_grid
 
 BRUSH = "brush (paint the hole)"
 MASKS = (BRUSH, *editing.MASK_PRESETS)
@@ -75,34 +75,6 @@ def request_hole(mask: str, brush: torch.Tensor) -> torch.Tensor:
     return editing.preset_mask(mask, *brush.shape) | brush
 
 
-def recorded(steps: Iterator[StepOutput], total: int, per_row: int, labels: list[int], refresh_s: float
-             ) -> Iterator[tuple[StepOutput, Recording]]:
-    """Record every step of a pixel-space run for replay; yield (step, recording) when a frame is due and at the end."""
-    rec, throttle = None, Throttle(refresh_s)
-    try:
-        for out in steps:
-            if rec is None:
-                per_step = 2 * out.x_t[0].numel() * len(out.x_t)
-                rec = Recording(total, max(1, math.ceil(total * per_step / RECORD_BYTES)), per_row, labels)
-            rec.add(out, RECORDINGS)
-            if out.index == total - 1 or throttle.due():
-                yield out, rec
-    finally:
-        steps.close()
-
-
-def shown(pipe: Pipeline, run: Iterator[StepOutput], total: int, last=lambda x: x) -> Iterator[StepOutput]:
-    """A run's steps in pixels: previews while streaming, the decoder (then `last`) for the final step."""
-    try:
-        for out in run:
-            if out.index == total - 1:
-                yield replace(out, x_t=last(pipe.decode(out.x_t)), x0_pred=pipe.decode(out.x0_pred))
-            else:
-                yield pipe.to_pixels(out)
-    finally:
-        run.close()
-
-
 def grids(out: StepOutput, rec: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_t uint8, x0_pred uint8, x_t grid, x0_pred grid) of a shown step."""
     _, x_t, x0_pred = rec.steps.get(out.index) or (out.t, compact(out.x_t), compact(out.x0_pred))
@@ -120,7 +92,7 @@ def inpaint_stream(pipe: Pipeline, s: RunSettings, image: torch.Tensor, hole: to
     labels, start = pipe.labels_for(s.num, s.label), time.monotonic()
     paste = lambda x: editing.paste_known(pipe, image, hole, x)  # noqa: E731
     how = "plain replacement (r = 1)" if r == 1 else f"RePaint, r = {r}, j = {j}"
-    for out, rec in recorded(shown(pipe, run, total, paste), total, s.per_row, labels.tolist(), s.refresh_s):
+    for out, rec in record_run(pipe, run, total, s.per_row, labels.tolist(), s.refresh_s, finish=paste):
         x_t, _, *pictures = grids(out, rec)
         status, final = f"{how} · {step_caption(out.index, total, out.t)}", None
         if out.index == total - 1:
@@ -132,20 +104,31 @@ def inpaint_stream(pipe: Pipeline, s: RunSettings, image: torch.Tensor, hole: to
 
 def interpolate_stream(pipe: Pipeline, s: RunSettings, seed_b, label_b, frames, gif_dir: Path
                        ) -> Iterator[LiveFrame]:
-    """Interpolation live: outputs (x_t strip, x0_pred strip, the final strip, its GIF at the end) per frame."""
+    """Interpolation live: outputs (x_t strip, x0_pred strip, the final strip tagged with what is read in each frame,
+    its GIF at the end) per frame."""
     frames = check_number("frames", frames, 2, editing.MAX_FRAMES, integer=True)
     seed_b = check_number("second seed", seed_b, 0, 2**31 - 1, integer=True)
     label_a, label_b = one_label(s.label, pipe), one_label(label_b, pipe)
     run = editing.interpolate(pipe, s.seed, seed_b, frames, label_a, label_b, steps=s.steps, guidance=s.guidance)
     total, start = len(timestep_plan("ddim", pipe.schedule.T, s.steps)), time.monotonic()
-    for out, rec in recorded(shown(pipe, run, total), total, frames, [], s.refresh_s):
+    for out, rec in record_run(pipe, run, total, frames, [], s.refresh_s):
         x_t, _, *pictures = grids(out, rec)
         status, final, gif = f"DDIM, eta 0 · {step_caption(out.index, total, out.t)}", None, None
         if out.index == total - 1:
             status = f"Done in {time.monotonic() - start:.1f} s · seed {s.seed} → seed {seed_b}, {frames} frames"
-            final = tagged_grid(x_t, [("", None)] * frames, frames, 56 if x_t.shape[1] < 40 else 96)
+            final = tagged_grid(x_t, strip_tags(pipe, out.x_t, x_t, label_a, label_b), frames,
+                                56 if x_t.shape[1] < 40 else 96)
             gif = str(strip_gif(x_t, gif_dir))
         yield LiveFrame(out.index, (*pictures, final, gif), status, rec)
+
+
+def strip_tags(pipe: Pipeline, x: torch.Tensor, images: np.ndarray, label_a: int | None, label_b: int | None
+               ) -> list[tuple[str, bool | None]]:
+    """What is read in each frame of an interpolation (viz.final_tags); only the two ends were asked a label, so only
+    they are marked as asked or not."""
+    asked = [] if label_a is None else [label_a] + [label_b] * (len(images) - 1)
+    tags = final_tags(pipe, x, images, asked)
+    return [tag if i in (0, len(tags) - 1) else (tag[0], None) for i, tag in enumerate(tags)]
 
 
 def one_label(label, pipe: Pipeline) -> int | None:
@@ -168,32 +151,55 @@ def strip_gif(images: np.ndarray, folder: Path) -> Path:
 
 
 def compare_stream(pipe: Pipeline, s: RunSettings) -> Iterator[LiveFrame]:
-    """DDPM, DDIM and DPM-Solver++ live from one noise: outputs (x_t of the three, x0_pred of the three, the
-    final samples tagged with their steps, seconds and reading) per displayed frame."""
-    label = one_label(s.label, pipe)
-    names = list(SAMPLER_NAMES)
+    """DDPM, DDIM and DPM-Solver++ live from one noise, per displayed frame. Images (one per sampler): outputs (x_t
+    of the three, x0_pred of the three, the final samples tagged with their steps, seconds and reading). Points
+    (the spiral, s.num per sampler): a live plot value per sampler; at the end, each one's distance to the curve."""
+    label, names = one_label(s.label, pipe), list(SAMPLER_NAMES)
+    num = 1 if pipe.info.is_image else s.num
     latest: dict[str, StepOutput] = {}
     seconds, totals = {}, {}
 
     def ticks() -> Iterator[StepOutput]:
-        for tick, st in enumerate(editing.compare_samplers(pipe, s.seed, s.steps, label=label, guidance=s.guidance)):
-            done = st.out.index == st.total - 1
-            latest[st.sampler] = replace(st.out, x_t=pipe.decode(st.out.x_t), x0_pred=pipe.decode(st.out.x0_pred)) \
-                if done else pipe.to_pixels(st.out)
-            seconds[st.sampler], totals[st.sampler] = st.seconds, st.total
+        run = editing.compare_samplers(pipe, s.seed, s.steps, num, label=label, guidance=s.guidance)
+        for tick, st in enumerate(run):
+            latest[st.sampler], seconds[st.sampler], totals[st.sampler] = st.out, st.seconds, st.total
             if len(latest) == len(names):
                 yield StepOutput(tick, latest["ddpm"].t, torch.cat([latest[n].x_t for n in names]),
                                  torch.cat([latest[n].x0_pred for n in names]))
 
     total = pipe.schedule.T + 2 * len(timestep_plan("ddim", pipe.schedule.T, s.steps))
-    for out, rec in recorded(ticks(), total, len(names), [], s.refresh_s):
-        x_t, _, *pictures = grids(out, rec)
+    for out, rec in record_run(pipe, ticks(), total, len(names), [], s.refresh_s):
         progress = " · ".join(f"{SAMPLER_NAMES[n]} {latest[n].index + 1}/{totals[n]}" for n in names)
-        status, final = progress, None
-        if out.index == total - 1:
-            tags = final_tags(pipe, out.x_t, x_t, [label] * len(names) if label is not None else [])
-            status = "Done · " + " · ".join(f"{SAMPLER_NAMES[n]}: {seconds[n]:.1f} s" for n in names)
-            final = tagged_grid(x_t, [(f"{SAMPLER_NAMES[n]} {totals[n]}: {text}, {seconds[n]:.1f} s", ok)
-                                      for n, (text, ok) in zip(names, tags)], len(names), 84 if x_t.shape[1] < 40
-                                else 120)
-        yield LiveFrame(out.index, (*pictures, final), status, rec)
+        if pipe.info.is_image:
+            yield images_compared(pipe, out, rec, progress, label, seconds, totals)
+        else:
+            yield points_compared(out, rec, progress, latest, seconds, totals)
+
+
+def images_compared(pipe: Pipeline, out: StepOutput, rec: Recording, progress: str, label: int | None,
+                    seconds: dict[str, float], totals: dict[str, int]) -> LiveFrame:
+    """A comparison on images: the three x_t and x0_pred side by side; at the end the final samples tagged with their
+    steps, seconds and what the LeNet reads (a sprite's colour class)."""
+    names, (x_t, _, *pictures) = list(SAMPLER_NAMES), grids(out, rec)
+    if out.index < rec.total - 1:
+        return LiveFrame(out.index, (*pictures, None), progress, rec)
+    tags = final_tags(pipe, out.x_t, x_t, [label] * len(names) if label is not None else [])
+    status = "Done · " + " · ".join(f"{SAMPLER_NAMES[n]}: {seconds[n]:.1f} s" for n in names)
+    final = tagged_grid(x_t, [(f"{SAMPLER_NAMES[n]} {totals[n]}: {text}, {seconds[n]:.1f} s", ok)
+                              for n, (text, ok) in zip(names, tags)], len(names), 84 if x_t.shape[1] < 40 else 120)
+    return LiveFrame(out.index, (*pictures, final), status, rec)
+
+
+def points_compared(out: StepOutput, rec: Recording, progress: str, latest: dict[str, StepOutput],
+                    seconds: dict[str, float], totals: dict[str, int]) -> LiveFrame:
+    """A comparison on points: one live plot value per sampler (viz.spiral_frame); at the end the status gives each
+    one's steps, seconds and the mean distance of its samples to the true curve (metrics.spiral_distance)."""
+    names = list(SAMPLER_NAMES)
+    parts = dict(zip(names, zip(out.x_t.chunk(len(names)), out.x0_pred.chunk(len(names)))))
+    plots = tuple(spiral_frame(latest[n].index, totals[n], latest[n].t, *parts[n], latest[n].index == totals[n] - 1)
+                  for n in names)
+    if out.index < rec.total - 1:
+        return LiveFrame(out.index, plots, progress, rec)
+    status = "Done · mean distance to the spiral: " + " · ".join(
+        f"{SAMPLER_NAMES[n]} {totals[n]} steps: {spiral_distance(parts[n][0]):.3f}, {seconds[n]:.2f} s" for n in names)
+    return LiveFrame(out.index, plots, status, rec)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -144,17 +144,27 @@ def live_run(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None
              ) -> Iterator[tuple[StepOutput, Recording]]:
     """Sample every step, record it for replay, and yield (step, recording) only when a frame is due (and last)."""
     total = len(timestep_plan(s.sampler, pipe.schedule.T, s.steps, s.t_start))
-    per_step = 2 * s.num * math.prod(pipe.image_shape) * (1 if pipe.info.is_image else 2)
     labels = pipe.labels_for(s.num, s.label)
-    rec = Recording(total, max(1, math.ceil(total * per_step / RECORD_BYTES)), s.per_row,
-                    [] if labels is None else labels.tolist())
-    throttle = Throttle(s.refresh_s)
     run = pipe.run(s.num, seed=s.seed, label=s.label, sampler=s.sampler, steps=s.steps, eta=s.eta,
                    guidance=s.guidance, x0=x0, t_start=s.t_start)
+    yield from record_run(pipe, run, total, s.per_row, [] if labels is None else labels.tolist(), s.refresh_s)
+
+
+def record_run(pipe: Pipeline, run: Iterator[StepOutput], total: int, per_row: int, labels: list[int],
+               refresh_s: float, finish: Callable[[torch.Tensor], torch.Tensor] | None = None
+               ) -> Iterator[tuple[StepOutput, Recording]]:
+    """Record every step of a run (Generate's, or editing's: inpainting, interpolation, samplers side by side) for
+    replay, and yield (step, recording) only when a frame is due (and last). A latent model's steps are shown in
+    pixels: the linear preview while streaming, the decoder for the last one (then `finish` on its x_t)."""
+    rec, throttle = None, Throttle(refresh_s)
     try:
         for out in run:
-            # a latent model's steps in pixels: the linear preview while streaming, the decoder for the last one
             out = pipe.to_pixels(out, exact=out.index == total - 1)
+            if finish is not None and out.index == total - 1:
+                out = replace(out, x_t=finish(out.x_t))
+            if rec is None:  # x_t and x0_pred kept as uint8 pixels or float16 points
+                per_step = 2 * out.x_t.numel() * (1 if pipe.info.is_image else 2)
+                rec = Recording(total, max(1, math.ceil(total * per_step / RECORD_BYTES)), per_row, labels)
             rec.add(out, RECORDINGS)
             if out.index == total - 1 or throttle.due():
                 yield out, rec

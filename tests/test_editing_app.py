@@ -80,8 +80,9 @@ def test_interpolation_gives_a_strip_of_n_frames_and_its_gif(client, url, tab):
     outputs = list(client.submit(5, b, 6, 3, 2.0, a, 0, 0.02, api_name=f"/{tab}_interpolate"))
     x_t, x0_pred, strip, gif, status = outputs[-1]
     assert "Done in" in status and "seed 0 → seed 5, 6 frames" in status
-    width, height = png(strip, url).size
-    assert width > 4 * height  # six tiles (and their tags) in one row
+    picture = np.asarray(png(strip, url).convert("RGB"))
+    assert picture.shape[1] > 4 * picture.shape[0]  # six tiles (and their tags) in one row
+    assert tag_colours(picture) >= {"nothing asked"} and tag_colours(picture) & {"as asked", "not as asked"}
     assert gif["path"].endswith("run_interpolation.gif")
     assert client.predict(api_name=f"/{tab}_interpolate_gif")[0]["value"] == 2
 
@@ -97,15 +98,24 @@ def test_interpolation_inputs_are_checked(client, args, message):
         client.predict(*args, api_name="/digits_interpolate")
 
 
-def test_samplers_side_by_side_report_steps_seconds_and_readings(client, url):
-    outputs = list(client.submit(3, 2.0, "7", 0, 0.05, api_name="/digits_compare"))
+@pytest.mark.parametrize("tab", ["digits", "pokemon"])
+def test_samplers_side_by_side_report_steps_seconds_and_readings(client, url, tab):
+    outputs = list(client.submit(3, 2.0, LABELS[tab][0], 0, 0.05, api_name=f"/{tab}_compare"))
     assert len(outputs) >= 3
     x_t, x0_pred, final, status = outputs[-1]
     assert status.startswith("Done · DDPM: ") and " s · DDIM: " in status and " s · DPM-Solver++: " in status
-    assert png(final, url).size[0] > 3 * 56
-    assert client.predict(api_name="/digits_compare_gif")[0]["value"] == 1000 + 3 + 3 - 1
+    tiles = 28 * 3 if tab == "digits" else 48 * 2  # tagged_grid enlarges digits 3 times, sprites twice
+    picture = np.asarray(png(final, url).convert("RGB"))
+    assert picture.shape[1] > 3 * tiles and tag_colours(picture) & {"as asked", "not as asked"}
+    assert client.predict(api_name=f"/{tab}_compare_gif")[0]["value"] == 1000 + 3 + 3 - 1
     with pytest.raises(AppError, match="pick one label"):
-        client.predict(3, 2.0, "all", 0, 0.05, api_name="/digits_compare")
+        client.predict(3, 2.0, "all", 0, 0.05, api_name=f"/{tab}_compare")
+
+
+def tag_colours(picture: np.ndarray) -> set[str]:
+    """Which of viz.tagged_grid's tag colours are drawn in a picture [H, W, 3]."""
+    colours = {"as asked": (20, 130, 40), "not as asked": (200, 30, 30), "nothing asked": (90, 90, 90)}
+    return {name for name, rgb in colours.items() if (picture == rgb).all(-1).any()}
 
 
 def test_stop_ends_a_comparison_and_keeps_its_steps(client):
