@@ -77,13 +77,19 @@ def editing_sections(tab: str) -> dict:
         c["frames"] = gr.Slider(2, editing.MAX_FRAMES, value=8, step=1, label="Frames", elem_id=f"{tab}-frames")
         c["interpolate"] = gr.Button("Interpolate", variant="primary")
         c["strip_gif"] = gr.File(label="GIF of the interpolation", elem_id=f"{tab}-interpolation-gif")
-        gr.Markdown(ev.SLERP_WHY)
     with gr.Accordion("⚖️ Samplers side by side", open=False):
         gr.Markdown(COMPARE_TEXT)
         c["compare"] = gr.Button("Compare samplers", variant="primary")
         gr.Image(str(FLD_VS_STEPS), label="FLD against steps (2,000 digits per point)", interactive=False,
                  buttons=["download"], elem_id=f"{tab}-fld-vs-steps")
     return c
+
+
+def strip_note(tab: str, c: dict) -> gr.Markdown:
+    """Why slerp, not lerp: one sentence for directly under the tab's final picture, shown when an interpolation
+    strip is there (wire_editing)."""
+    c["why"] = gr.Markdown(ev.SLERP_WHY, visible=False, elem_id=f"{tab}-slerp-why")
+    return c["why"]
 
 
 def handlers(tab: str, ctx: Context) -> dict[str, Callable]:
@@ -118,17 +124,23 @@ def handlers(tab: str, ctx: Context) -> dict[str, Callable]:
 
 def wire_editing(tab: str, c: dict, inputs: list, outputs: list, ctx: Context, hide: list, **events) -> dict:
     """Each button's run into the tab's outputs (`outputs`: x_t, x0_pred, final, status, recording); api_names
-    TAB_inpaint, TAB_interpolate, TAB_compare. Returns the events (for Stop, replay and the GIF)."""
+    TAB_inpaint, TAB_interpolate, TAB_compare; `hide` (and the slerp note, strip_note) hidden as a run starts, the
+    note shown when an interpolation ends. Returns the events (for Stop, replay and the GIF)."""
     sampler, steps, eta, guidance, label, seed, samples, refresh = inputs
     fns = handlers(tab, ctx)
     ins = {"inpaint": [c["picture"], c["mask"], c["r"], c["j"], *inputs],
            "interpolate": [c["seed_b"], c["label_b"], c["frames"], steps, guidance, label, seed, refresh],
            "compare": [steps, guidance, label, seed, refresh]}
+    why = [c["why"]] if "why" in c else []  # the slerp note, where the layout put one (strip_note)
+    hide = [*hide, *why]  # first: the page runs a click's events one after the other, a stream to its end
+    gr.on([c[name].click for name in fns], lambda: (gr.update(visible=False),) * len(hide), None, hide,
+          queue=False, api_name=f"{tab}_new_edit", api_visibility="private")
     runs = {}
     for name, fn in fns.items():
         outs = [*outputs[:3], c["strip_gif"], *outputs[3:]] if name == "interpolate" else outputs
         runs[f"{tab}_{name}"] = c[name].click(fn, ins[name], outs, api_name=f"{tab}_{name}",
                                               show_progress_on=[outputs[3]], **events)
-    gr.on([c[name].click for name in fns], lambda: (gr.update(visible=False),) * len(hide), None, hide,
-          queue=False, api_name=f"{tab}_new_edit", api_visibility="private")
+    for note in why:
+        runs[f"{tab}_interpolate"].success(lambda: gr.update(visible=True), None, note, queue=False,
+                                           api_name=f"{tab}_slerp_why", api_visibility="private")
     return runs

@@ -63,11 +63,15 @@ def test_inpaint_interpolate_and_compare_run_in_the_browser(page, tab, title, la
     text = run(page, tab, "Interpolate", "seed 0 → seed 1, 8 frames")
     assert "Done in" in text
     page.wait_for_selector(f"#{tab}-interpolation-gif a[download]", timeout=30_000)
-    shoot(page, f"app_{tab}_interpolate", 1150, tab == "digits")
+    why = page.locator(f"#{tab}-slerp-why")
+    why.wait_for(state="visible", timeout=30_000)  # why slerp: one sentence directly under the strip
+    strip, note = page.locator(f"#{tab}-final").bounding_box(), why.bounding_box()
+    assert "Why slerp" in why.text_content() and 0 <= note["y"] - (strip["y"] + strip["height"]) < 40
+    shoot(page, f"app_{tab}_interpolate", 1230, tab == "digits")  # down to the slerp note
 
     open_section(page, "Samplers side by side")
     page.locator(f"#{tab}-fld-vs-steps img").wait_for(timeout=30_000)
     text = run(page, tab, "Compare samplers", "Done · DDPM", timeout_s=400)
-    assert "DDPM: " in text and "DDIM: " in text and "DPM-Solver++: " in text
+    assert "DDPM: " in text and "DDIM: " in text and "DPM-Solver++: " in text and not why.is_visible()
     page.wait_for_selector(f"#{tab}-gif a[download]", timeout=30_000)
     shoot(page, f"app_{tab}_compare", 1150, tab == "digits")
