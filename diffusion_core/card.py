@@ -160,12 +160,18 @@ def _autoencoder_lines(config: dict) -> list[str]:
             *_training_lines(tr), *_heldout_line(tr), ""]
 
 
-def _heldout_line(training: dict) -> list[str]:
+def _heldout_line(training: dict, picture: bool = False) -> list[str]:
+    """The held-out reconstructions' figures, the linear preview's error, and the last step's grid (`picture`: in
+    the autoencoder's own folder, where it lies)."""
     held = training.get("heldout")
     if not held:
         return []
+    preview = (f" The linear preview (live frames) is off by {training['preview_rms']:.3f} RMS on the training "
+               "sprites." if "preview_rms" in training else "")
     return ["", f"On {held['images']} sprites of families held out of training: PSNR {held['psnr']:.2f} dB, colour "
-                f"coherence {held['coherence']:.3f} (the originals: {held['coherence_real']:.3f})."]
+                f"coherence {held['coherence']:.3f} (the originals: {held['coherence_real']:.3f}).{preview}"] + (
+        ["", f"![held-out sprites (odd rows) over their reconstructions (even rows)]"
+             f"(samples/step_{training.get('steps', 0):06d}.png)"] if picture else [])
 
 
 def autoencoder_card(config: dict) -> str:
@@ -179,5 +185,5 @@ def autoencoder_card(config: dict) -> str:
              f"{model['latent_channels']} x {side} x {side} latents, trained on "
              f"{DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
              f"- model: {json.dumps(model)}", "", "## Training", "", *_training_lines(tr), "",
-             "## Held-out reconstructions", *_heldout_line(tr), ""]
+             "## Held-out reconstructions", *_heldout_line(tr, picture=True), ""]
     return "\n".join(lines)
