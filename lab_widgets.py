@@ -73,12 +73,12 @@ def lab_controls() -> dict:
 def train_section() -> dict:
     """Live training: objective, steps, seconds, Train / Stop, and the drawing that may be the dataset."""
     c = {}
-    with gr.Accordion("🏋️ Train a model here, live", open=False):
+    with gr.Accordion("Train a model here, live", open=False):
         gr.Markdown(TRAIN_TEXT)
         c["objective"] = gr.Radio([("diffusion", "diffusion"), ("flow matching", "flow")], value="diffusion",
                                   label="Objective", elem_id="lab-objective")
         with gr.Row():
-            c["steps"] = gr.Slider(100, live_training.MAX_STEPS, value=4000, step=100, label="Training steps",
+            c["steps"] = gr.Slider(100, live_training.MAX_STEPS, value=6000, step=100, label="Training steps",
                                    elem_id="lab-train-steps")
             c["seconds"] = gr.Slider(5, live_training.MAX_SECONDS, value=60, step=5, label="At most (s)",
                                      elem_id="lab-train-seconds")
@@ -110,11 +110,16 @@ def compare_section() -> dict:
 
 
 def lab_panels() -> dict:
-    """Under the live plot: the training's figure and status, the comparison's figure and readings."""
-    return {"train_status": gr.Markdown(elem_id="lab-train-status"),
-            "train_plot": gr.Plot(show_label=False, elem_id="lab-train-plot"),
-            "compare_plot": gr.Plot(show_label=False, elem_id="lab-compare-plot"),
-            "compare_text": gr.Markdown(elem_id="lab-compare-text")}
+    """Under the live plot: the training's figure and status, the comparison's figure and readings, each shown once
+    its button is first pressed."""
+    c = {}
+    with gr.Column(visible=False) as c["train_panel"]:
+        c["train_status"] = gr.Markdown(elem_id="lab-train-status")
+        c["train_plot"] = gr.Plot(show_label=False, elem_id="lab-train-plot")
+    with gr.Column(visible=False) as c["compare_panel"]:
+        c["compare_plot"] = gr.Plot(show_label=False, elem_id="lab-compare-plot")
+        c["compare_text"] = gr.Markdown(elem_id="lab-compare-text")
+    return c
 
 
 def drawing_points(drawing, word: str, text: str):
@@ -185,6 +190,8 @@ def wire_lab(c: dict, views: dict, inputs: list, ctx: LabContext) -> list:
     k["go"].click(make_compare(ctx), [c["dataset"], k["sampler"], k["flow_sampler"], k["steps"], inputs[3],
                                       inputs[4]], [views["compare_plot"], views["compare_text"]],
                   api_name="spiral_compare", concurrency_id="sampling")
+    for button, panel in ((t["go"], views["train_panel"]), (k["go"], views["compare_panel"])):
+        button.click(lambda: gr.update(visible=True), None, panel, queue=False, api_visibility="private")
     gr.on([c["model"].change], flow_sampler_for, [c["model"], inputs[0], trained], inputs[0],
           api_name="spiral_model_sampler", api_visibility="private", show_progress="hidden")
     return [*(c[k] for k in ("dataset", "model", "paths", "field", "density")), trained]

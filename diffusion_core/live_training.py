@@ -83,7 +83,7 @@ def init_weights(model: torch.nn.Module, gen: torch.Generator) -> torch.nn.Modul
     return model
 
 
-def train_live(points: torch.Tensor, dataset: str, objective: str = "diffusion", steps: int = 4000,
+def train_live(points: torch.Tensor, dataset: str, objective: str = "diffusion", steps: int = 6000,
                seconds: float = 60.0, preview_every: int = 400, seed: int = 0,
                preview_n: int = PREVIEW_N) -> Iterator[TrainUpdate]:
     """Train a fresh MLP on points [N, 2]; yield a TrainUpdate with `preview_n` fresh samples every `preview_every`

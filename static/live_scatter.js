@@ -96,14 +96,15 @@
     }
   }
 
-  function trails(ctx, chunks, n, X, Y) { // each particle's positions, chunk after chunk, as one polyline
-    for (let j = 0; j < n; j++) {
+  function trails(ctx, chunks, from, last, n, X, Y) { // each particle's polyline, from chunk `from` on, each
+    for (let j = 0; j < n; j++) {                      // continuing from its last drawn position
       ctx.strokeStyle = `hsla(${(j * 137) % 360},70%,38%,0.55)`; ctx.lineWidth = 1;
       ctx.beginPath();
-      let first = true;
-      for (const c of chunks) for (let k = 0; k < c.length / (2 * n); k++) {
-        const i = 2 * (k * n + j), x = X(c[i]), y = Y(c[i + 1]);
-        if (first) { ctx.moveTo(x, y); first = false; } else ctx.lineTo(x, y);
+      if (last[j]) ctx.moveTo(last[j][0], last[j][1]);
+      for (let c = from; c < chunks.length; c++) for (let k = 0; k < chunks[c].length / (2 * n); k++) {
+        const i = 2 * (k * n + j), x = X(chunks[c][i]), y = Y(chunks[c][i + 1]);
+        if (last[j]) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+        last[j] = [x, y];
       }
       ctx.stroke();
     }
@@ -132,10 +133,29 @@
     const narrowBox = () => box.clientWidth > 0 && box.clientWidth < NARROW_PX;
     const s = { narrow: narrowBox(), curve: null, cloud: null, pending: null, last: null, raf: 0, timer: 0,
                 handed: true, painted: 0, ready: false, lastStep: -1,
-                layers: { paths: [], pathsN: 0, field: null, density: null, grid: [21, 48, 3] } };
+                layers: { paths: [], pathsN: 0, field: null, density: null, grid: [21, 48, 3], trail: null, key: "",
+                          drawn: 0, last: [] } };
     box.liveStats = s;
     let P = null; // the plotly that drew this plot: Gradio's gr.Plot loads its own (older) one into window.Plotly
                   // when a tab with a plot opens, and one plotly cannot re-render a figure that another built
+
+    function trailCanvas(fl, X, Y) { // the paths live on an offscreen canvas: each frame adds only its new steps
+      const L = s.layers, xa = fl.xaxis, ya = fl.yaxis, dpr = window.devicePixelRatio || 1;
+      const key = [plot.clientWidth, plot.clientHeight, dpr, xa._offset, xa._length, ya._offset, ya._length].join();
+      if (!L.trail) L.trail = document.createElement("canvas");
+      if (key !== L.key || L.drawn > L.paths.length) { // new geometry, or the paths were replaced: from scratch
+        L.trail.width = Math.round(plot.clientWidth * dpr); L.trail.height = Math.round(plot.clientHeight * dpr);
+        L.key = key; L.drawn = 0; L.last = [];
+      }
+      const ctx = L.trail.getContext("2d");
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.save();
+      ctx.beginPath(); ctx.rect(xa._offset, ya._offset, xa._length, ya._length); ctx.clip();
+      trails(ctx, L.paths, L.drawn, L.last, L.pathsN, X, Y);
+      ctx.restore();
+      L.drawn = L.paths.length;
+      return L.trail;
+    }
 
     function drawLayers(ctx, fl) {
       const L = s.layers, xa = fl.xaxis, ya = fl.yaxis, [fn, dn, lim] = L.grid;
@@ -144,7 +164,12 @@
       ctx.save();
       ctx.beginPath(); ctx.rect(xa._offset, ya._offset, xa._length, ya._length); ctx.clip();
       if (L.density) contours(ctx, L.density, dn, lim, X, Y);
-      if (L.paths.length) trails(ctx, L.paths, L.pathsN, X, Y);
+      if (L.paths.length) {
+        const trail = trailCanvas(fl, X, Y);
+        if (trail.width && trail.height) { // nothing to copy while the plot is hidden (another tab shown)
+          ctx.save(); ctx.setTransform(1, 0, 0, 1, 0, 0); ctx.drawImage(trail, 0, 0); ctx.restore();
+        }
+      }
       if (L.field) arrows(ctx, L.field, fn, lim, X, Y);
       ctx.restore();
     }
@@ -197,19 +222,20 @@
     function takeLayers(value) {
       const L = s.layers;
       if (value.step === 0 || (value.step < s.lastStep && !value.done)) { // a new run
-        L.paths = []; L.field = null; L.density = null;
+        L.paths = []; L.field = null; L.density = null; L.drawn = Infinity;
       }
       s.lastStep = value.step;
       if (value.grid) L.grid = value.grid;
       if (value.paths) {
         const chunk = decode(value.paths);
         L.pathsN = value.paths_n;
-        if (value.paths_all) L.paths = [chunk]; else L.paths.push(chunk);
+        if (value.paths_all) { L.paths = [chunk]; L.drawn = Infinity; } else L.paths.push(chunk);
       }
       if (value.field) L.field = decode(value.field);
       if (value.density) L.density = bytes(value.density);
-      box.dataset.layers = [L.paths.length ? "paths" : "", L.field ? "field" : "", L.density ? "density" : ""]
+      const shown = [L.paths.length ? "paths" : "", L.field ? "field" : "", L.density ? "density" : ""]
         .filter(Boolean).join(" ");
+      if (box.dataset.layers !== shown) box.dataset.layers = shown; // a DOM write only when it changes
     }
 
     function show(value) {

@@ -47,7 +47,7 @@ def test_draw_train_live_then_sample_with_paths_and_arrows(page):
     page.get_by_text("Train a model here, live").click()
     set_number(page, "lab-train-steps", 400)
     page.locator("#lab-train").click(force=True)
-    page.wait_for_function("document.querySelector('#lab-train-status').textContent.includes('Done: step 400/400')",
+    page.wait_for_function("document.querySelector('#lab-train-status')?.textContent.includes('Done: step 400/400')",
                            timeout=300_000)
     page.wait_for_selector("#lab-train-plot .main-svg", timeout=60_000)
     assert "to your drawing" in page.locator("#lab-train-status").text_content()
@@ -80,7 +80,7 @@ def test_flow_matching_against_ddim_from_the_same_noise(page):
     choose(page, "lab-dataset", "spiral")
     page.get_by_text("Flow matching against diffusion, from the same noise").click()
     page.locator("#lab-compare").click(force=True)
-    page.wait_for_function("document.querySelector('#lab-compare-text').textContent.includes('flow matching, Heun')",
+    page.wait_for_function("document.querySelector('#lab-compare-text')?.textContent.includes('flow matching, Heun')",
                            timeout=180_000)
     page.wait_for_selector("#lab-compare-plot .main-svg", timeout=60_000)
     titles = page.locator("#lab-compare-plot .gtitle, #lab-compare-plot .annotation-text").all_text_contents()
