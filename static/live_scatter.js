@@ -76,24 +76,30 @@
             faint("x", "y"), faint("x2", "y2")];
   }
 
-  function contours(ctx, h, n, lim, X, Y) { // marching squares on the density's cell centres
+  const LEVELS = [25, 70, 130, 200]; // contour levels of the density, out of 255
+
+  function contours(ctx, h, n, lim, X, Y) { // marching squares on the density's cell centres, one stroke
     const c = (i) => -lim + (i + 0.5) * 2 * lim / n;
+    const cross = (u, v, L) => (L - u) / (v - u); // where level L crosses from value u to value v
     ctx.strokeStyle = "rgba(44,160,44,0.85)"; ctx.lineWidth = 1.2;
-    for (const L of [25, 70, 130, 200]) {
-      ctx.beginPath();
-      for (let iy = 0; iy < n - 1; iy++) for (let ix = 0; ix < n - 1; ix++) {
-        const v = [h[iy * n + ix], h[iy * n + ix + 1], h[(iy + 1) * n + ix + 1], h[(iy + 1) * n + ix]];
-        const q = [[ix, iy], [ix + 1, iy], [ix + 1, iy + 1], [ix, iy + 1]], pts = [];
-        for (let e = 0; e < 4; e++) {
-          const a = v[e], b = v[(e + 1) % 4], u = q[e], w = q[(e + 1) % 4];
-          if ((a < L) !== (b < L)) { const f = (L - a) / (b - a); pts.push([u[0] + f * (w[0] - u[0]), u[1] + f * (w[1] - u[1])]); }
-        }
-        for (let k = 0; k + 1 < pts.length; k += 2) {
-          ctx.moveTo(X(c(pts[k][0])), Y(c(pts[k][1]))); ctx.lineTo(X(c(pts[k + 1][0])), Y(c(pts[k + 1][1])));
+    ctx.beginPath();
+    for (let iy = 0; iy < n - 1; iy++) for (let ix = 0; ix < n - 1; ix++) {
+      const a = h[iy * n + ix], b = h[iy * n + ix + 1], e = h[(iy + 1) * n + ix + 1], d = h[(iy + 1) * n + ix];
+      const hi = Math.max(a, b, d, e), lo = Math.min(a, b, d, e);
+      if (hi < LEVELS[0]) continue; // an empty cell: most of the grid
+      for (const L of LEVELS) {
+        if (L <= lo || L > hi) continue;
+        const p = []; // the crossings on the edges bottom (a-b), right (b-e), top (d-e), left (a-d)
+        if ((a < L) !== (b < L)) p.push(ix + cross(a, b, L), iy);
+        if ((b < L) !== (e < L)) p.push(ix + 1, iy + cross(b, e, L));
+        if ((d < L) !== (e < L)) p.push(ix + cross(d, e, L), iy + 1);
+        if ((a < L) !== (d < L)) p.push(ix, iy + cross(a, d, L));
+        for (let k = 0; k + 3 < p.length; k += 4) {
+          ctx.moveTo(X(c(p[k])), Y(c(p[k + 1]))); ctx.lineTo(X(c(p[k + 2])), Y(c(p[k + 3])));
         }
       }
-      ctx.stroke();
     }
+    ctx.stroke();
   }
 
   function trails(ctx, chunks, from, last, n, X, Y) { // each particle's polyline, from chunk `from` on, each

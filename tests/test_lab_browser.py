@@ -46,7 +46,8 @@ def test_draw_train_live_then_sample_with_paths_and_arrows(page):
     choose(page, "lab-dataset", "my drawing")
     page.get_by_text("Train a model here, live").click()
     set_number(page, "lab-train-steps", 400)
-    page.locator("#lab-train").click(force=True)
+    page.locator("#lab-train").wait_for(state="visible", timeout=30_000)
+    page.locator("#lab-train").click()
     page.wait_for_function("document.querySelector('#lab-train-status')?.textContent.includes('Done: step 400/400')",
                            timeout=300_000)
     page.wait_for_selector("#lab-train-plot .main-svg", timeout=60_000)
@@ -67,9 +68,16 @@ def test_shipped_spiral_with_paths_and_arrows_for_the_readme(page):
     choose(page, "lab-model", "shipped, diffusion")
     page.locator("#lab-paths input").check(force=True)
     page.locator("#lab-field input").check(force=True)
+    page.locator("#lab-density input").check(force=True)  # contours too, then off again for the picture
     page.evaluate("window.scrollTo(0, 0)")
+    generate_with_layers(page, 20)
+    page.wait_for_function("document.querySelector('.live-scatter').dataset.layers === 'paths field density'",
+                           timeout=30_000)
+    with_contours = page.evaluate(LAYER_INK)
+    page.locator("#lab-density input").uncheck(force=True)
     generate_with_layers(page, 100)
-    assert "to the spiral" in status(page, "spiral") and page.evaluate(LAYER_INK) > 500
+    assert "to the spiral" in status(page, "spiral") and 500 < page.evaluate(LAYER_INK)
+    assert page.locator(".live-scatter").get_attribute("data-layers") == "paths field" and with_contours > 500
     SHOTS.mkdir(exist_ok=True)
     page.locator("#spiral-live").screenshot(path=str(SHOTS / "lab_paths_arrows.png"))
     if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture
