@@ -139,7 +139,8 @@ def test_trainings_at_once_are_bounded_and_stop_frees_a_slot_and_keeps_the_model
     runs[0].close()  # Stop: the generator is closed at its yield
     for x, y in zip(kept, weights(first[0].model)):
         torch.testing.assert_close(x, y, rtol=0, atol=0)  # a snapshot: later steps do not reach it
-    assert next(live_training.train_live(MOONS, "moons", steps=5, preview_every=5, preview_n=20)).done  # a free slot again
+    again = live_training.train_live(MOONS, "moons", steps=5, preview_every=5, preview_n=20)
+    assert next(again).done  # a free slot again
     runs[1].close()
     with pytest.raises(ValueError, match="at most 120 s"):
         next(live_training.train_live(MOONS, "moons", seconds=1000))

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 LAYER_INK = """(() => { // opaque pixels of the overlay canvas inside x_t's panel: the layers drawn there
   const c = document.querySelector('.live-canvas'), fl = document.querySelector('.live-plot')._fullLayout;
   const dpr = window.devicePixelRatio || 1, xa = fl.xaxis, ya = fl.yaxis;
-  const d = c.getContext('2d').getImageData(xa._offset * dpr, ya._offset * dpr, xa._length * dpr, ya._length * dpr).data;
+  const d = c.getContext('2d').getImageData(xa._offset * dpr, ya._offset * dpr, xa._length * dpr,
+                                            ya._length * dpr).data;
   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
   return n; })()"""
 
