@@ -13,14 +13,15 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from diffusion_core import lesson, lesson_viz, sketch, viz
+import lab_widgets
+from diffusion_core import lab, lab_views, lesson, lesson_viz, sketch, viz
 from diffusion_core import playground as pg
 from diffusion_core.checkpoint import CheckpointError
 from diffusion_core.data import DIGIT_CLASSES
 from diffusion_core.guidance import describe_interval
 from diffusion_core.recording import give_back_memory
 from diffusion_core.schedules import make_schedule
-from editing_widgets import EDIT_TABS, Context, editing_sections, wire_editing
+from editing_widgets import EDIT_TABS, Context, editing_sections, strip_note, wire_editing
 from widgets import (CLASSES, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls, live_outputs,
                      sketch_section)
 
@@ -95,12 +96,14 @@ def to_page(frames, progress: gr.Progress):
 
 @gpu
 def spiral(sampler: str, steps: float, eta: float, seed: float, samples: float, refresh_s: float,
-           progress=gr.Progress()):
-    """The Spiral tab's Generate: the live plot value (x_t and x0_pred points), status, recording."""
+           dataset: str = "spiral", model: str = "diffusion", paths: bool = False, field: bool = False,
+           density: bool = False, trained=None, progress=gr.Progress()):
+    """The Spiral lab's Generate: the live plot value (x_t and x0_pred points, and the layers asked for), status,
+    recording; from the dataset's shipped diffusion or flow model, or the one trained in this session."""
     with shown_in_page():
-        pipe = STORE.get("spiral")
-        s = pg.check_settings(pipe, "spiral", sampler, steps, eta, 0.0, None, seed, samples, refresh_s)
-        yield from to_page(pg.spiral_stream(pipe, s), progress)
+        pipe, measure = lab_widgets.lab_model(STORE, dataset, model, trained)
+        s = lab_views.check_lab_settings(pipe, sampler, steps, eta, seed, samples, refresh_s)
+        yield from to_page(lab.lab_stream(pipe, s, lab.Layers(paths, field, density), measure), progress)
 
 
 def make_generate(tab: str):
@@ -217,6 +220,7 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             inputs = controls(tab)
             with gr.Row():
                 go, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop", variant="stop")
+            lab_parts = lab_widgets.lab_sections() if tab == "spiral" else None  # the 2D lab
             drawing = sketch_section(tab) if tab in SKETCHES else None
             edits = editing_sections(tab) if tab in EDIT_TABS else None  # inpaint, interpolate, compare
         with gr.Column(scale=5):
@@ -228,8 +232,13 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             final = [] if tab == "spiral" else [gr.Image(label=f"Final samples: {what} (green = as asked)",
                                                          format="png", elem_id=f"{tab}-final", interactive=False,
                                                          elem_classes="final-grid")]
+            lab_outputs = lab_widgets.lab_panels() if lab_parts else None
+            why = [strip_note(tab, edits)] if edits else []  # why slerp, directly under an interpolation strip
     state = gr.State(None, time_to_live=1800)
     outputs = [*live, *final, status, state]
+    if lab_parts:  # Generate also takes the dataset, model, layers and the session's trained model
+        inputs = [*inputs, *lab_widgets.wire_lab(lab_parts, lab_outputs, inputs, lab_widgets.LabContext(
+            lambda: STORE, gpu, shown_in_page))]
     runs = {tab: go.click(HANDLERS[tab], inputs, outputs, api_name=tab, show_progress_on=[status], **SAMPLING)}
     if drawing:
         runs[f"{tab}_sketch"] = drawing[2].click(make_complete(tab), [*drawing[:2], *inputs], outputs,
@@ -238,8 +247,8 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
         runs |= wire_editing(tab, edits, inputs, outputs, Context(STORE, to_page, gpu, shown_in_page, GIF_DIR),
                              [replay_step, gif], **SAMPLING)
     stop.click(None, None, None, cancels=list(runs.values()), api_name=f"{tab}_stop", api_visibility="private")
-    gr.on([go.click, *([drawing[2].click] if drawing else [])], lambda: (gr.update(visible=False),) * 2, None,
-          [replay_step, gif], queue=False, api_name=f"{tab}_new_run", api_visibility="private")
+    gr.on([go.click, *([drawing[2].click] if drawing else [])], lambda: (gr.update(visible=False),) * (2 + len(why)),
+          None, [replay_step, gif, *why], queue=False, api_name=f"{tab}_new_run", api_visibility="private")
     for name, event in runs.items():  # also after Stop: replay and GIF of the steps so far
         event.then(finish_run, state, [replay_step, gif, status], api_name=f"{name}_gif", show_progress="hidden")
     replay_step.input(replay, [replay_step, state], [*live, status], api_name=f"{tab}_replay",
