@@ -55,8 +55,9 @@ def controls(tab: str) -> list:
     sampler = gr.Dropdown(SAMPLER_CHOICES + (FLOW_SAMPLER_CHOICES if tab == "spiral" else []), value="ddim",
                           label="Sampler", **ids["sampler"])
     steps = gr.Slider(1, 1000, value=20, step=1, label="Steps", info="DDPM always takes all T steps", **ids["steps"])
-    eta = gr.Slider(0, 1, value=0, step=0.05, label="eta", info="DDIM's fresh noise: 0 = none, 1 = as much as DDPM",
-                    **ids["eta"])
+    eta_info = ("DDIM's fresh noise: 0 = none, 1 = as much as DDPM" if images else
+                "0: the probability-flow ODE, one smooth path a point; 1: the SDE (DDPM's noise). Paths on: see both")
+    eta = gr.Slider(0, 1, value=0, step=0.05, label="eta", info=eta_info, **ids["eta"])
     sampler.change(sampler_controls, [sampler, steps], [steps, eta], api_name=f"{tab}_sampler_controls",
                    api_visibility="private")
     guidance = gr.Slider(0, 10, value=2, step=0.5, label="Guidance scale g", visible=images,
