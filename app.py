@@ -14,12 +14,12 @@ import gradio as gr
 import torch
 
 import lab_widgets
-from diffusion_core import lab, lab_views, lesson, lesson_viz, sketch, viz
-from diffusion_core import playground as pg
-from diffusion_core.checkpoint import CheckpointError
-from diffusion_core.data import DIGIT_CLASSES
+from diffusion_core.data.datasets import DIGIT_CLASSES
+from diffusion_core.files.checkpoint import CheckpointError
 from diffusion_core.guidance import describe_interval
-from diffusion_core.recording import give_back_memory
+from diffusion_core.playground import lab, lab_views, lesson, lesson_viz, sketch, viz
+from diffusion_core.playground import runs as pg
+from diffusion_core.playground.recording import give_back_memory
 from diffusion_core.schedules import make_schedule
 from editing_widgets import EDIT_TABS, Context, editing_sections, strip_note, wire_editing
 from widgets import (CLASSES, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls, live_outputs,

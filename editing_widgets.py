@@ -1,5 +1,5 @@
 """The editing sections of the Digits, Fashion and Pokémon tabs: inpainting (RePaint), interpolation between two seeds
-and the samplers side by side. Components, their texts and their wiring; the work is diffusion_core.editing_views.
+and the samplers side by side. Components, their texts and their wiring; the work is diffusion_core.playground.editing_views.
 Each run streams into the tab's own x_t / x0_pred pictures, status, final picture and recording, so Stop, replay
 and the GIF work as for Generate."""
 from __future__ import annotations
@@ -11,9 +11,11 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from diffusion_core import editing, sketch
-from diffusion_core import editing_views as ev
-from diffusion_core import playground as pg
+from diffusion_core import editing
+
+from diffusion_core.playground import sketch
+from diffusion_core.playground import editing_views as ev
+from diffusion_core.playground import runs as pg
 from widgets import CLASSES, STATIC, header_checked
 
 ROOT = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """The Spiral lab's widgets (the 2D lab on the Spiral tab): the dataset and model to sample, the layers over the live
 plot, live training on a named or drawn dataset, and flow matching against diffusion from the same noise. Components,
-their texts, thin handlers and their wiring; the work is diffusion_core.lab, lab_views and live_training."""
+their texts, thin handlers and their wiring; the work is diffusion_core.playground.lab, lab_views and live_training."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,13 @@ from typing import Callable, NamedTuple
 
 import gradio as gr
 
-from diffusion_core import lab, lab_views, live_training, points2d
-from diffusion_core import playground as pg
+from diffusion_core.playground import lab, lab_views
+
+from diffusion_core.training import live_training
+
+from diffusion_core.data import points2d
 from diffusion_core.pipeline import Pipeline
+from diffusion_core.playground import runs as pg
 from diffusion_core.samplers import FLOW_SAMPLERS
 from widgets import FLOW_SAMPLER_CHOICES, ink_pad
 

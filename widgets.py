@@ -14,10 +14,10 @@ from gradio.components.image_editor import AcceptBlobs
 from gradio.data_classes import FileData
 from PIL import Image
 
-from diffusion_core import playground as pg
-from diffusion_core import sketch, viz
-from diffusion_core.data import DIGIT_CLASSES, FASHION_CLASSES
-from diffusion_core.sprites import COLOUR_CLASSES
+from diffusion_core.data.datasets import DIGIT_CLASSES, FASHION_CLASSES
+from diffusion_core.data.sprites import COLOUR_CLASSES
+from diffusion_core.playground import runs as pg
+from diffusion_core.playground import sketch, viz
 
 STATIC = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"

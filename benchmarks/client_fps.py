@@ -20,7 +20,7 @@ import time
 import torch
 
 from benchmarks.app_fps import free_port, start
-from diffusion_core.card import hardware_description
+from diffusion_core.files.card import hardware_description
 
 
 def stream_rate(client, refresh: float, seed: int) -> tuple[int, float, float]:

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from diffusion_core.card import hardware_description
+from diffusion_core.files.card import hardware_description
 from diffusion_core.pipeline import Pipeline
 
 RUNS = {"dpm++-10": dict(sampler="dpm++", steps=10), "ddim-20": dict(sampler="ddim", steps=20)}

@@ -15,8 +15,8 @@ import json
 import torch
 import torch.nn.functional as F
 
-from diffusion_core.data import load_dataset
-from diffusion_core.metrics import fld_report
+from diffusion_core.data.datasets import load_dataset
+from diffusion_core.evaluation.lenet import fld_report
 from diffusion_core.pipeline import Pipeline
 
 INTERVALS = {"every step": (-1, 999), "166 < t <= 881": (166, 881), "t <= 600": (-1, 600), "t > 300": (300, 999)}

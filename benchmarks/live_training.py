@@ -1,5 +1,5 @@
 """How long the Spiral lab's live training takes to reach the shipped spiral's quality (mean distance <= 0.02 by the
-tab's own metric), through the very generator the Train button runs (diffusion_core.live_training.train_live).
+tab's own metric), through the very generator the Train button runs (diffusion_core.training.live_training.train_live).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.live_training [--objective diffusion|flow] [--steps 6000]
         [--threads 2] [--dataset spiral] [--json out.json]
@@ -15,7 +15,9 @@ import os
 
 import torch
 
-from diffusion_core import lab, live_training
+from diffusion_core.playground import lab
+
+from diffusion_core.training import live_training
 
 
 def main() -> None:

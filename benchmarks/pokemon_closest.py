@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core.data import load_dataset, to_uint8
+from diffusion_core.data.datasets import load_dataset, to_uint8
+from diffusion_core.data.sprites import family
 from diffusion_core.evaluate import EVAL_SEED, pokemon_samples, suite
-from diffusion_core.hub import resolve_checkpoint
-from diffusion_core.metrics import COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines
+from diffusion_core.evaluation.metrics import COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines
+from diffusion_core.files.hub import resolve_checkpoint
+from diffusion_core.files.pictures import image_grid
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.sprites import family
-from diffusion_core.viz import image_grid
 
 
 def self_agreement(images: np.ndarray, names: tuple[str, ...]) -> dict:

@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffusion_core.data import UINT8_SCALE, Dataset, load_dataset, to_uint8
+from diffusion_core.data.datasets import UINT8_SCALE, Dataset, load_dataset, to_uint8
+from diffusion_core.data.sprites import foreground
 from diffusion_core.diffusion import extract, predict_eps, q_sample, v_target, x0_and_eps
 from diffusion_core.evaluate import coherence
+from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.sprites import foreground
-from diffusion_core.viz import image_grid, save_png
 
 PROBE_TS = (20, 50, 100, 300, 600)
 SETTINGS = {"ddim-50 eta 1 g=3 (default)": {}, "ddim-50 eta 0": dict(eta=0.0), "ddim-100": dict(steps=100),

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion_core.card import training_lineage
-from diffusion_core.data import to_uint8
+from diffusion_core.data.datasets import to_uint8
 from diffusion_core.evaluate import EVAL_SEED, evaluate
+from diffusion_core.files.card import training_lineage
+from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.viz import image_grid, save_png
 
 PER_CLASS = 4  # samples of each class in the picture
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core import playground as pg
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.sketch import enlarged, sketch_to_sprite
+from diffusion_core.playground import runs as pg
+from diffusion_core.playground.sketch import enlarged, sketch_to_sprite
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "static" / "examples" / "pokemon.png"
 RUNS = {"recolour": dict(steps=None, t_start=700), "from noise": dict(steps=12, t_start=None)}

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from diffusion_core.data import to_uint8
+from diffusion_core.data.datasets import to_uint8
 from diffusion_core.evaluate import coherence, colour_accuracy
+from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.pipeline import Pipeline
-from diffusion_core.viz import image_grid, save_png
 
 SHIPPED = "checkpoints/pokemon"
 BAD = {"autoguidance w=2 by the base-32 model (7d5d1e5)": "7d5d1e5",

@@ -18,10 +18,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from diffusion_core.data import to_uint8  # noqa: E402
+from diffusion_core.data.datasets import to_uint8  # noqa: E402
 from diffusion_core.evaluate import evaluate  # noqa: E402
+from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.pipeline import Pipeline  # noqa: E402
-from diffusion_core.viz import image_grid, save_png  # noqa: E402
 
 SAMPLERS = {"DDPM (ancestral, eta=1)": dict(sampler="ddim", eta=1.0), "DDIM (eta=0)": dict(sampler="ddim", eta=0.0),
             "DPM-Solver++(2M)": dict(sampler="dpm++")}

@@ -24,8 +24,8 @@ import torch
 
 from diffusion_core.diffusion import noisy_batch, training_loss
 from diffusion_core.models import build_model, count_parameters
-from diffusion_core.train import setup, train_step
-from diffusion_core.train_config import PRESETS, load_train_config
+from diffusion_core.training.config import PRESETS, load_train_config
+from diffusion_core.training.loop import setup, train_step
 
 
 def shape_of(name: str) -> tuple[int, ...]:

@@ -1,6 +1,13 @@
-"""diffusion_core: denoising diffusion models (DDPM, DDIM, DPM-Solver++, classifier-free guidance) in PyTorch.
+"""diffusion_core: denoising diffusion models (DDPM, DDIM, DPM-Solver++, flow matching, classifier-free guidance)
+in PyTorch.
 
-The sampler generator is `diffusion_core.samplers.sample` (`diffusion_core.sample` is the command line).
+The map, lowest layer first; a module imports only from its own layer and those before it (tests/test_layering.py).
+`models/` (the networks, each from a config dataclass), `files/` (checkpoint folders, model cards, the Hub,
+pictures on disk) and `data/` (datasets and their cache) stand alone. The engine is the flat files a reader opens
+first: `schedules`, `diffusion` (notation glossary), `samplers` (one generator loop, `samplers.sample`, over pure
+step functions), `flow`, `guidance`, `editing` and `pipeline` (a loaded checkpoint). `evaluation/` measures
+samples (FLD, distances, copies); `training/` fits models; `playground/` adapts all of it for the app (never
+importing gradio). On top, the three commands: `python -m diffusion_core.train`, `.sample` and `.evaluate`.
 """
 from .diffusion import DiffusionConfig, predict_eps, predict_x0, q_posterior, q_sample, training_loss
 from .guidance import guided_eps_fn

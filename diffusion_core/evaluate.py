@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .card import command_line, hardware_description, render_card
-from .data import load_dataset, to_uint8
+from .data.datasets import load_dataset, to_uint8
+from .data.points2d import TOY_SETS
+from .data.sprites import colour_classes, is_older, smooth_neighbours
+from .evaluation.lenet import DATASETS as LENET_DATASETS
+from .evaluation.lenet import fld_report
+from .evaluation.metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines, data_distance,
+                                 nearest_neighbour_distances, reference_points, spiral_coverage_ks, spiral_distance)
+from .files.card import command_line, hardware_description, render_card
 from .guidance import EDM2_SIGMA, interval_from_sigma
-from .lenet import DATASETS as LENET_DATASETS
-from .metrics import (COPY_AGREEMENT, LINE_COPY_IOU, closest_by_colour, closest_by_lines, fld_report,
-                      data_distance, nearest_neighbour_distances, reference_points, spiral_coverage_ks,
-                      spiral_distance)
 from .pipeline import Pipeline
-from .points2d import TOY_SETS
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
-from .sprites import colour_classes, is_older, smooth_neighbours
 
 
 EVAL_SEED = 1234  # the default seed of every evaluation (and of the model cards' metrics)

@@ -8,12 +8,12 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .card import headline
-from .checkpoint import Checkpoint, CheckpointError
 from .device import default_device, make_generator
 from .diffusion import DiffusionConfig, q_sample
+from .files.card import headline
+from .files.checkpoint import Checkpoint, CheckpointError
+from .files.hub import resolve_checkpoint
 from .guidance import check_interval, guided_eps_fn
-from .hub import resolve_checkpoint
 from .models import Autoencoder, build_model, model_config_from_dict, model_config_to_dict
 from .samplers import Known, StepOutput, sample
 from .schedules import Schedule

@@ -18,11 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import editing
-from .checkpoint import CheckpointError
-from .data import from_uint8, to_uint8
+from .data.datasets import from_uint8, to_uint8
+from .files.checkpoint import CheckpointError
+from .files.pictures import image_grid, points_image, save_png
 from .pipeline import MAX_GUIDANCE, Pipeline
 from .samplers import SAMPLERS, repaint_plan, timestep_plan
-from .viz import image_grid, points_image, save_png
 
 MAX_NUM = 100_000
 

@@ -19,7 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from diffusion_core.card import headline
+from diffusion_core.files.card import headline
 from diffusion_core.guidance import describe_interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def running_app(request: pytest.FixtureRequest, base: Path):
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     import app
-    from diffusion_core import playground as pg
+    from diffusion_core.playground import runs as pg
 
     cache = getattr(request.config, "cache", None)  # tiny checkpoints are kept between runs where pytest caches
     app.STORE = pg.ModelStore(checkpoint_specs(app.CHECKPOINTS, Path(cache.mkdir("playground_checkpoints"))
@@ -301,7 +301,7 @@ def test_one_step_endpoint_shows_the_trained_model_denoising_the_example(client,
 
 def test_a_missing_checkpoint_is_explained_and_the_other_tabs_still_work(client, tmp_path):
     import app
-    from diffusion_core import playground as pg
+    from diffusion_core.playground import runs as pg
 
     working = app.STORE
     (tmp_path / "spiral").symlink_to(working.specs["spiral"].fallback)

@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 
-from diffusion_core.autoencoder_stage import finish_autoencoder, is_heldout, load_autoencoder, psnr, split_heldout
-from diffusion_core.checkpoint import load_checkpoint
-from diffusion_core.data import Dataset, load_dataset
+from diffusion_core.data.datasets import Dataset, load_dataset
+from diffusion_core.files.checkpoint import load_checkpoint
 from diffusion_core.models import build_model, model_config_from_dict
 from diffusion_core.pipeline import Pipeline
+from diffusion_core.training.autoencoder_stage import finish_autoencoder, is_heldout, load_autoencoder, psnr, split_heldout
 from diffusion_core.models.autoencoder import (Autoencoder, AutoencoderConfig, edge_weights, kl_divergence,
                                                fit_preview, reconstruction_loss, unit_variance_scale)
-from diffusion_core.sprites import family
-from diffusion_core.train import train
-from diffusion_core.train_config import load_train_config
+from diffusion_core.data.sprites import family
+from diffusion_core.training.config import load_train_config
+from diffusion_core.training.loop import train
 
 torch.set_num_threads(1)
 SMALL = AutoencoderConfig(latent_channels=2, channels=(8, 16, 16), image_size=16)
@@ -179,7 +179,7 @@ def test_a_tiny_latent_denoiser_lowers_its_loss_and_its_folder_samples_pixels(ti
 
 
 def test_the_page_shows_a_latent_model_in_pixels(tiny_latent):
-    from diffusion_core import lesson, lesson_viz, playground
+    from diffusion_core.playground import lesson, lesson_viz, runs as playground
 
     pipe = Pipeline.load(str(tiny_latent))
     s = playground.RunSettings(sampler="ddim", steps=4, eta=0.0, guidance=2.0, label=1, seed=3, num=2, per_row=2,

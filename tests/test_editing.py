@@ -8,16 +8,16 @@ import torch
 from PIL import Image
 
 from diffusion_core import editing
-from diffusion_core import editing_views as ev
-from diffusion_core.data import to_uint8
-from diffusion_core.metrics import spiral_distance
+from diffusion_core.data.datasets import to_uint8
 from diffusion_core.diffusion import DiffusionConfig, q_sample
+from diffusion_core.evaluation.metrics import spiral_distance
 from diffusion_core.guidance import guided_eps_fn
 from diffusion_core.models import UNetConfig, build_model
 from diffusion_core.models.autoencoder import Autoencoder, AutoencoderConfig
 from diffusion_core.pipeline import ModelInfo, Pipeline, SamplingDefaults
-from diffusion_core.playground import RunSettings
-from diffusion_core.samplers import repaint_plan, renoise, sample_final, timestep_plan
+from diffusion_core.playground import editing_views as ev
+from diffusion_core.playground.runs import RunSettings
+from diffusion_core.samplers import repaint_plan, renoise, timestep_plan
 from diffusion_core.schedules import make_schedule
 
 torch.set_num_threads(1)
@@ -137,7 +137,7 @@ def test_a_latent_model_reimposes_known_latents_and_pastes_the_known_pixels_back
 
 
 def test_the_cli_inpaints_a_picture_and_refuses_a_mask_of_the_wrong_size(tmp_path, capsys):
-    from diffusion_core.checkpoint import save_checkpoint
+    from diffusion_core.files.checkpoint import save_checkpoint
     from diffusion_core.pipeline import checkpoint_config
     from diffusion_core.sample import main
 
@@ -221,8 +221,8 @@ def test_repaint_completes_held_out_digits_as_asked_more_often_than_plain_replac
     diffusion model saw all 10,000) is masked and the true label asked (g = 0.5, DDIM 8 steps); the LeNet reads the
     asked digit in >= 90 % of completions with r = 10, j = 2, and more often than with r = 1. Measured: 40 of 40
     against 35 of 40 (about 90 s on one loaded CPU thread)."""
-    from diffusion_core.data import load_dataset
-    from diffusion_core.lenet import predict
+    from diffusion_core.data.datasets import load_dataset
+    from diffusion_core.evaluation.lenet import predict
 
     data = load_dataset("digits")
     held = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(0))[:40]

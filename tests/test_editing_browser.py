@@ -13,7 +13,6 @@ from tests.test_browser import DOCS, SHOTS, page, set_number  # noqa: F401 (the 
 TABS = [("digits", "Digits", "3"), ("fashion", "Fashion", "Ankle boot"), ("pokemon", "Pokémon", "yellow")]  # the examples' classes
 
 
-
 def status(page, tab: str) -> str:
     return page.locator(f"#{tab}-status").text_content() or ""
 
@@ -65,8 +64,14 @@ def test_inpaint_interpolate_and_compare_run_in_the_browser(page, tab, title, la
     page.wait_for_selector(f"#{tab}-interpolation-gif a[download]", timeout=30_000)
     why = page.locator(f"#{tab}-slerp-why")
     why.wait_for(state="visible", timeout=30_000)  # why slerp: one sentence directly under the strip
-    strip, note = page.locator(f"#{tab}-final").bounding_box(), why.bounding_box()
-    assert "Why slerp" in why.text_content() and 0 <= note["y"] - (strip["y"] + strip["height"]) < 40
+    assert "Why slerp" in why.text_content()
+    # strip and note measured in one frame, once the layout has settled (two bounding_box calls can straddle a
+    # scroll or the strip's image load and disagree by hundreds of pixels)
+    page.wait_for_function(
+        f"""() => {{ const s = document.querySelector('#{tab}-final').getBoundingClientRect(),
+                       n = document.querySelector('#{tab}-slerp-why').getBoundingClientRect(),
+                       gap = n.top - s.bottom;
+                     return s.height > 0 && gap >= 0 && gap < 40; }}""", timeout=30_000, polling=100)
     shoot(page, f"app_{tab}_interpolate", 1230, tab == "digits")  # down to the slerp note
 
     open_section(page, "Samplers side by side")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from diffusion_core.data import cache_dir
+from diffusion_core.data.datasets import cache_dir
 from diffusion_core.train import config_from_args, parse_args
-from diffusion_core.train_config import load_train_config
+from diffusion_core.training.config import load_train_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"model": {"type": "unet", "in_channels": 3, "image_size": 48, "base_channels": 8, "channel_mults": [1, 2],

@@ -10,7 +10,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from diffusion_core.hub import (
+from diffusion_core.files.hub import (
     CheckpointError,
     load_checkpoint,
     parse_repo_ref,

@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core import lab, lab_views, live_training, points2d
-from diffusion_core import playground as pg
+from diffusion_core.playground import lab, lab_views
+
+from diffusion_core.training import live_training
+
+from diffusion_core.data import points2d
 from diffusion_core.diffusion import DiffusionConfig
-from diffusion_core.metrics import data_distance, reference_points, spiral_distance
+from diffusion_core.evaluation.metrics import data_distance, reference_points, spiral_distance
 from diffusion_core.models import MLPConfig, build_model
 from diffusion_core.pipeline import ModelInfo, Pipeline
+from diffusion_core.playground import runs as pg
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUARE = np.array([[x, y] for x in range(5) for y in range(5)], dtype=float)  # 25 distinct points

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_core import lesson, lesson_viz
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.pipeline import ModelInfo, Pipeline
+from diffusion_core.playground import lesson, lesson_viz
 from tests.analytic import gaussian_eps_fn, gaussian_v_fn
 
 MU, STD = 0.3, 0.5

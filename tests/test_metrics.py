@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.data import SPIRAL_T_MAX, SPIRAL_T_MIN, cache_dir, load_dataset, spiral_curve
-from diffusion_core.lenet import (FEATURE_DIM, STATS, WEIGHTS, LeNet5, asset_paths, load_lenet, load_stats,
+from diffusion_core.data.datasets import SPIRAL_T_MAX, SPIRAL_T_MIN, cache_dir, load_dataset, spiral_curve
+from diffusion_core.evaluation.lenet import (FEATURE_DIM, STATS, WEIGHTS, LeNet5, asset_paths, load_lenet, load_stats,
                                   write_section)
-from diffusion_core.metrics import (
-    COPY_AGREEMENT, closest_by_colour, closest_by_lines, colour_agreement, feature_statistics, fld_report,
-    frechet_distance, ks_uniform, nearest_neighbour_distances, nearest_neighbours, spiral_coverage_ks, spiral_distance,
-)
+from diffusion_core.evaluation.frechet import feature_statistics, frechet_distance
+from diffusion_core.evaluation.lenet import fld_report
+from diffusion_core.evaluation.metrics import COPY_AGREEMENT, closest_by_colour, closest_by_lines, colour_agreement, ks_uniform, nearest_neighbour_distances, nearest_neighbours, spiral_coverage_ks, spiral_distance
 
 
 def random_cov(rng: np.random.Generator, d: int) -> np.ndarray:

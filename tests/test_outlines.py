@@ -6,11 +6,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from diffusion_core import viz
-from diffusion_core.data import cache_dir, load_dataset, to_uint8
-from diffusion_core.metrics import closest_by_lines
-from diffusion_core.outlines import Outlines, closest_sprites, shipped_outlines
-from diffusion_core.sprites import dark_pixels
+from diffusion_core.data.datasets import cache_dir, load_dataset, to_uint8
+from diffusion_core.data.sprites import dark_pixels
+from diffusion_core.evaluation.metrics import closest_by_lines
+from diffusion_core.evaluation.outlines import Outlines, closest_sprites, shipped_outlines
+from diffusion_core.playground import viz
 
 POKEMON = SimpleNamespace(info=SimpleNamespace(dataset="pokemon"))
 

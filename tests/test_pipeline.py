@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.checkpoint import CheckpointError, save_checkpoint
 from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.files.checkpoint import CheckpointError, save_checkpoint
 from diffusion_core.models import UNetConfig, build_model
 from diffusion_core.pipeline import ModelInfo, Pipeline, SamplingDefaults, checkpoint_config
 

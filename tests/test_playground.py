@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from diffusion_core import lesson, lesson_viz, sketch, viz
-from diffusion_core import playground as pg
-from diffusion_core.data import DIGIT_CLASSES, to_uint8
+from diffusion_core.data.datasets import DIGIT_CLASSES, to_uint8
 from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.models import MLPConfig, UNetConfig, build_model
 from diffusion_core.pipeline import ModelInfo, Pipeline, SamplingDefaults
+from diffusion_core.playground import lesson, lesson_viz, sketch, viz
+from diffusion_core.playground import runs as pg
 from diffusion_core.schedules import make_schedule
 
 torch.set_num_threads(1)
@@ -237,7 +237,7 @@ def test_gif_of_a_recording(tmp_path, spiral_pipe):
 def test_model_store_loads_from_the_hub_once_and_falls_back_to_the_shipped_copy(tmp_path, monkeypatch, spiral_pipe):
     from concurrent.futures import ThreadPoolExecutor
 
-    from diffusion_core.checkpoint import save_checkpoint
+    from diffusion_core.files.checkpoint import save_checkpoint
     from diffusion_core.pipeline import checkpoint_config
     from tests.fake_hub import serve_fake_hub, use_fake_hub
 

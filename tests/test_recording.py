@@ -7,7 +7,7 @@ import gc
 import pytest
 import torch
 
-from diffusion_core.recording import RELEASED, Recording, RecordingBudget
+from diffusion_core.playground.recording import RELEASED, Recording, RecordingBudget
 from diffusion_core.samplers import StepOutput
 
 

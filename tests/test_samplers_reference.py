@@ -4,9 +4,9 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from diffusion_core import make_schedule, timestep_plan
+from diffusion_core.diffusion import predict_x0
 from diffusion_core.samplers import sample
 from diffusion_core.samplers import ddim_step, ddpm_step
-from diffusion_core.diffusion import predict_x0
 from tests.analytic import gaussian_eps_fn
 
 T = 1000

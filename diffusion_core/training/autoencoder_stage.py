@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Dataset, to_uint8
-from .pipeline import AUTOENCODER_PREFIX, split_weights
-from .models.autoencoder import Autoencoder, AutoencoderConfig, fit_preview, reconstruction_loss, unit_variance_scale
-from .sprites import family, smooth_neighbours
-from .viz import image_grid, save_png
+from ..data.datasets import Dataset, to_uint8
+from ..data.sprites import family, smooth_neighbours
+from ..files.pictures import image_grid, save_png
+from ..models.autoencoder import Autoencoder, AutoencoderConfig, fit_preview, reconstruction_loss, unit_variance_scale
+from ..pipeline import AUTOENCODER_PREFIX, split_weights
 
 PREVIEW = 16  # held-out sprites in the preview grid
 
@@ -89,8 +89,8 @@ def finish_autoencoder(model: Autoencoder, data: Dataset) -> tuple[AutoencoderCo
 def load_autoencoder(folder: str | Path) -> tuple[Autoencoder, dict]:
     """The trained autoencoder of a checkpoint folder (an autoencoder's own, or a latent denoiser's), frozen, and
     its training record."""
-    from .checkpoint import load_checkpoint
-    from .models import model_config_from_dict
+    from ..files.checkpoint import load_checkpoint
+    from ..models import model_config_from_dict
 
     ckpt = load_checkpoint(folder)
     config = ckpt.config.get("autoencoder") or ckpt.config["model"]

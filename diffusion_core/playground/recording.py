@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import to_uint8
-from .samplers import StepOutput
+from ..data.datasets import to_uint8
+from ..samplers import StepOutput
+from .checks import check_number
 
 RECORD_BYTES = 24 * 2**20  # replay frames kept per run (every step when they fit, else every k-th)
 RECORDINGS_BYTES = 256 * 2**20  # replay frames all runs of all visitors keep together (RecordingBudget)
@@ -56,8 +57,6 @@ class Recording:
 
     def nearest(self, index) -> int:
         """The kept step closest to `index` (ValueError when nothing was recorded yet)."""
-        from .playground import check_number
-
         if not self.steps:
             raise ValueError(RELEASED if self.released else "nothing to replay yet: generate first")
         index = check_number("step", index, 0, self.total - 1, integer=True)

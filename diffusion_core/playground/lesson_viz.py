@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import to_uint8
+from ..data.datasets import to_uint8
 from .viz import display_grid, scatter_image, spiral_points
 
 

@@ -45,13 +45,6 @@ def make_checkerboard(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 TOY_SETS = {"moons": make_moons, "gaussians": make_gaussians, "checkerboard": make_checkerboard}
-TOY_SOURCES = {  # what a model card says of each set
-    "moons": "two moons, generated: scikit-learn's half circles centred, scaled by 1/1.6, noise std 0.03 "
-             "(10,000 points)",
-    "gaussians": "8 Gaussians, generated: std 0.05, centred on a ring of radius 0.8 (10,000 points)",
-    "checkerboard": "a checkerboard, generated: uniform on the 8 dark squares of a 4 × 4 board on [-1, 1]² "
-                    "(10,000 points)",
-}
 
 
 def make_toy(name: str, n: int = TOY_N, seed: int = TOY_SEED) -> torch.Tensor:

@@ -15,10 +15,11 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError
-from .pipeline import MAX_GUIDANCE, Pipeline
+from ..files.checkpoint import CheckpointError
+from ..pipeline import MAX_GUIDANCE, Pipeline
+from ..samplers import SAMPLERS, StepOutput, timestep_plan
+from .checks import check_number
 from .recording import RECORD_BYTES, RECORDINGS, Recording, compact
-from .samplers import SAMPLERS, StepOutput, timestep_plan
 
 MAX_SEED = 2**31 - 1
 MAX_SAMPLES = {"spiral": 5000, "digits": 100, "fashion": 100, "pokemon": 36}  # per run: bounds memory and time
@@ -74,19 +75,6 @@ class RunSettings:
     per_row: int  # samples per grid row
     refresh_s: float
     t_start: int | None = None  # SDEdit: start from the drawing noised to this timestep
-
-
-def check_number(name: str, value, lo: float, hi: float, integer: bool = False) -> float | int:
-    """`value` as a float (or int) in [lo, hi], else ValueError saying what is allowed."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or not lo <= x <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value}")
-    if integer and x != int(x):
-        raise ValueError(f"{name} must be a whole number, got {value}")
-    return int(x) if integer else x
 
 
 def check_label(label, class_names: tuple[str, ...]) -> int | str | None:
@@ -184,7 +172,7 @@ class LiveFrame:
 
 def spiral_stream(pipe: Pipeline, s: RunSettings) -> Iterator[LiveFrame]:
     """A spiral run as (live plot value, status line, recording), with the mean distance to the true curve."""
-    from .metrics import spiral_distance
+    from ..evaluation.metrics import spiral_distance
     from .viz import spiral_frame, step_caption
 
     meter, start, dist = Throttle(0.25), time.monotonic(), float("nan")

@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from diffusion_core.checkpoint import (
+from .checkpoint import (
     CARD_NAME,
     CONFIG_NAME,
     WEIGHTS_NAME,

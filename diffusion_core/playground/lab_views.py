@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .device import make_generator
+from ..device import make_generator
+from ..pipeline import Pipeline
+from ..samplers import FLOW_SAMPLERS, SAMPLERS
 from .lab import PATHS, Measure
-from .pipeline import Pipeline
-from .playground import RunSettings, check_settings
-from .samplers import FLOW_SAMPLERS, SAMPLERS
+from .runs import RunSettings, check_settings
 
 FEW_STEPS = (1, 2, 4, 8)  # the comparison's table
 DATA_COLOUR, DIFFUSION_COLOUR, FLOW_COLOUR = "rgba(128,128,128,0.25)", "#1f77b4", "#d62728"

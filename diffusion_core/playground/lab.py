@@ -10,14 +10,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .data import load_dataset
-from .diffusion import x0_and_eps
-from .metrics import data_distance, reference_points
-from .pipeline import Pipeline
-from .playground import LiveFrame, RunSettings, Throttle, live_run
-from .points2d import TOY_SETS
+from ..data.datasets import load_dataset
+from ..data.points2d import TOY_SETS
+from ..diffusion import x0_and_eps
+from ..evaluation.metrics import data_distance, reference_points
+from ..pipeline import Pipeline
+from ..samplers import StepOutput
 from .recording import Recording
-from .samplers import StepOutput
+from .runs import LiveFrame, RunSettings, Throttle, live_run
 from .viz import spiral_frame, spiral_points, step_caption
 
 LAB_SETS = ("spiral", *TOY_SETS)  # named sets with shipped models; a visitor's own is "drawing"

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import from_uint8, make_spiral
-from .diffusion import q_sample, x0_and_eps
-from .pipeline import MAX_GUIDANCE, Pipeline
-from .playground import check_label, check_number
-from .schedules import make_schedule
+from ..data.datasets import from_uint8, make_spiral
+from ..diffusion import q_sample, x0_and_eps
+from ..pipeline import MAX_GUIDANCE, Pipeline
+from ..schedules import make_schedule
+from .runs import check_label, check_number
 
 
 def load_example(path: Path | None, n_points: int = 1000) -> torch.Tensor:

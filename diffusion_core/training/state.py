@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import load_checkpoint
-from .models import model_config_from_dict, model_config_to_dict
+from ..files.checkpoint import load_checkpoint
+from ..models import model_config_from_dict, model_config_to_dict
 
 STATE_DIR = "train_state"
 

@@ -15,11 +15,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .diffusion import denoising_loss, noisy_batch
-from .models import build_model
-from .pipeline import ModelInfo, Pipeline
-from .train import ema_update
-from .train_config import PRESETS, TrainConfig, with_objective
+from ..diffusion import denoising_loss, noisy_batch
+from ..models import build_model
+from ..pipeline import ModelInfo, Pipeline
+from .config import PRESETS, TrainConfig, with_objective
+from .loop import ema_update
 
 MAX_STEPS, MAX_SECONDS = 20_000, 120.0  # one training's bounds
 MAX_TRAININGS = 2  # trainings at once, over all visitors (each takes a CPU core)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DATASETS, DIGIT_CLASSES, FASHION_CLASSES, cache_dir
+from .datasets import DATASETS, DIGIT_CLASSES, FASHION_CLASSES, cache_dir
 from .sprite_files import read_sprites
 from .sprites import COLOUR_CLASSES, colour_classes, holds_older
 

@@ -12,15 +12,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import editing
-from .data import from_uint8
-from .pipeline import Pipeline
-from .metrics import spiral_distance
-from .playground import LiveFrame, RunSettings, check_label, check_number, record_run
+from .. import editing
+from ..data.datasets import from_uint8
+from ..evaluation.metrics import spiral_distance
+from ..files.pictures import save_gif
+from ..pipeline import Pipeline
+from ..samplers import StepOutput, timestep_plan
 from .recording import Recording, compact
-from .samplers import StepOutput, timestep_plan
+from .runs import LiveFrame, RunSettings, check_label, check_number, record_run
 from .sketch import picture_array, unenlarged
-from .viz import display_grid, final_tags, save_gif, spiral_frame, step_caption, tag_summary, tagged_grid
+from .viz import display_grid, final_tags, spiral_frame, step_caption, tag_summary, tagged_grid
 
 BRUSH = "brush (paint the hole)"
 MASKS = (BRUSH, *editing.MASK_PRESETS)

