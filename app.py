@@ -19,7 +19,7 @@ from diffusion_core.files.checkpoint import CheckpointError
 from diffusion_core.guidance import describe_interval
 from diffusion_core.playground import lab, lab_views, lesson, lesson_viz, sketch, viz
 from diffusion_core.playground import runs as pg
-from diffusion_core.playground.recording import give_back_memory
+from diffusion_core.playground.recording import RECORDINGS, give_back_memory
 from diffusion_core.schedules import make_schedule
 from editing_widgets import EDIT_TABS, Context, editing_sections, strip_note, wire_editing
 from widgets import (CLASSES, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls, live_outputs,
@@ -146,16 +146,24 @@ def replay(step: float, rec: pg.Recording | None):
     return *f.outputs, f.status
 
 
-def finish_run(rec: pg.Recording | None):
+def finish_run(rec: pg.Recording | None, request: gr.Request):
     """After a run, finished or stopped: the replay slider over the steps it took, on the last one, the run's GIF,
-    and (if stopped) why."""
+    and (if stopped) why. The recording is the visitor's: it goes when they close the page (visitor_left)."""
     give_back_memory()  # the run's buffers, freed in a worker thread's arena
+    if rec is not None and request is not None:
+        RECORDINGS.own(request.session_hash, rec)
     if rec is None or not rec.steps:
         return gr.update(visible=False), gr.update(visible=False, value=None), gr.skip()
     last = max(rec.steps)
     stopped = f"Stopped at step {last + 1}/{rec.total}: replay or download the steps so far."
     return (gr.update(visible=True, maximum=last, value=last),
             gr.update(visible=True, value=str(viz.run_gif(rec, GIF_DIR))), gr.skip() if rec.finished else stopped)
+
+
+def visitor_left(request: gr.Request) -> None:
+    """A visitor closed or reloaded the page: their replay frames go now, not when their state expires."""
+    RECORDINGS.leave(request.session_hash)
+    give_back_memory()
 
 
 def example_x0(example: str):
@@ -305,6 +313,7 @@ def build() -> gr.Blocks:
                     generation_tab(demo, tab)
             with gr.Tab("How it works", id="how") as how:
                 how_tab(demo, how)
+        demo.unload(visitor_left)
     demo.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
     return demo
 

@@ -139,6 +139,32 @@ def test_image_tab_streams_grids_tags_replays_and_offers_a_gif(page, tab, title,
                            timeout=30_000)
 
 
+def test_a_visitor_who_closes_the_page_takes_their_replay_frames_along(page):
+    """A second visitor runs the Digits tab and closes the page: the server drops their frames at once (the
+    unload event), not when their state expires; the first visitor's replay still works."""
+    from diffusion_core.playground.recording import RECORDINGS
+
+    other = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # its own session
+    other.goto(page.url)
+    other.get_by_role("tab", name="Digits").click()
+    other.wait_for_selector("#digits-steps input[type=number]", state="visible")
+    set_number(other, "digits-steps", 5)
+    set_number(other, "digits-samples", 4)
+    before = RECORDINGS.used
+    click(other, "Generate")
+    other.wait_for_selector("#digits-gif a[download]", timeout=60_000)  # the run's end: its recording is owned
+    during = RECORDINGS.used
+    assert during > before
+    other.close()
+    end = time.time() + 30
+    while RECORDINGS.used > before and time.time() < end:
+        time.sleep(0.1)
+    assert RECORDINGS.used <= before < during
+    set_number(page, "digits-replay", 1)  # the first visitor's run is still theirs to replay
+    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('step 2/12')",
+                           timeout=30_000)
+
+
 def draw(page, elem_id: str, stroke: list[tuple[float, float]]) -> None:
     """Draw one stroke with the brush of sketchpad `elem_id` through points given as fractions of the canvas."""
     canvas = page.locator(f"#{elem_id} canvas").last

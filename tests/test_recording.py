@@ -1,5 +1,6 @@
 """The replay frames all visitors' runs keep together stay within a budget: past it the oldest runs are released
-(replaying one says so), and a run whose session's state is dropped stops counting."""
+(replaying one says so), a run whose session's state is dropped stops counting, and a visitor who leaves takes
+their runs with them."""
 from __future__ import annotations
 
 import gc
@@ -36,3 +37,14 @@ def test_a_run_nobody_holds_any_more_stops_counting():
     del dropped
     gc.collect()
     assert budget.used == 4 * 256 and not kept.released
+
+
+def test_a_visitor_who_leaves_takes_their_runs_and_only_theirs():
+    budget = RecordingBudget(limit=10 * 4 * 256)
+    mine, theirs = [recorded(budget) for _ in range(2)], recorded(budget)
+    for rec in mine:
+        budget.own("me", rec)
+    budget.own("them", theirs)
+    assert budget.leave("me") == 2 * 4 * 256 and budget.used == 4 * 256
+    assert all(r.released and not r.steps for r in mine) and not theirs.released and theirs.nearest(3) == 3
+    assert budget.leave("me") == 0 and budget.leave("nobody") == 0 and budget.used == 4 * 256

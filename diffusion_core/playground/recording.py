@@ -71,12 +71,14 @@ class Recording:
 
 class RecordingBudget:
     """The replay frames of all visitors' recordings together, at most `limit` bytes: past it the oldest are
-    released, oldest first. Recordings are held weakly: one whose session's state expired leaves on its own."""
+    released, oldest first. Recordings are held weakly: one whose session's state expired leaves on its own, and a
+    visitor's own go when they close the page (`leave`)."""
 
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
         self._held: OrderedDict[int, tuple[weakref.ref, int]] = OrderedDict()  # id -> (recording, bytes)
         self._lock = threading.RLock()  # RLock: a weakref callback may run inside charge
+        self._owners: dict[str, dict[int, weakref.ref]] = {}  # visitor (session) -> their recordings
 
     def charge(self, rec: Recording, nbytes: int) -> None:
         """Count `nbytes` more kept by `rec` (now the newest), then release the oldest others while over."""
@@ -90,6 +92,22 @@ class RecordingBudget:
                 self._forget(key)
                 if old is not None:
                     old.release()
+
+    def own(self, owner: str, rec: Recording) -> None:
+        """Note that `rec` belongs to visitor `owner` (their session), so that `leave` can drop it when they go."""
+        with self._lock:
+            self._owners.setdefault(owner, {})[id(rec)] = weakref.ref(rec)
+
+    def leave(self, owner: str) -> int:
+        """Visitor `owner` closed the page: release their recordings now rather than when their state expires (30
+        minutes on); the bytes that frees."""
+        with self._lock:
+            recs = [ref() for ref in self._owners.pop(owner, {}).values()]
+            freed = sum(self._held.get(id(rec), (None, 0))[1] for rec in recs if rec is not None)
+            for rec in filter(None, recs):
+                self._forget(id(rec))
+                rec.release()
+        return freed
 
     def _forget(self, key: int) -> None:
         """Stop counting a recording (released, or garbage-collected with its session's state)."""
