@@ -28,6 +28,8 @@ def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_
     """eps_fn(x_t, t) for `model(x_t, t, labels)` under guidance scale g, one forward pass of a doubled batch;
     with `interval=(t_lo, t_hi)` and g > 1, guided only where t_lo < t <= t_hi and conditional (g = 1) elsewhere."""
     t_lo, t_hi = check_interval(interval) if interval is not None else (None, None)
+    if getattr(getattr(model, "config", None), "guidance_embedding", False):  # g is the model's input: one pass
+        return distilled_eps_fn(model, labels, g)
     if labels is None or null_label is None:  # an unconditional model: guidance does not apply
         return lambda x_t, t: model(x_t, t)
     if g < 0:
@@ -49,6 +51,14 @@ def guided_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float, null_
         return eps_uncond + g * (eps_cond - eps_uncond)
 
     return eps_fn
+
+
+def distilled_eps_fn(model: nn.Module, labels: torch.Tensor | None, g: float) -> EpsFn:
+    """eps_fn for a guidance-distilled model (Meng et al. 2023, eq. 6): one pass, g an input. Its training already
+    folded the teacher's guidance interval into what g means, so no interval applies here."""
+    if g < 0:
+        raise ValueError(f"guidance scale must be >= 0, got {g}")
+    return lambda x_t, t: model(x_t, t, labels, torch.full(t.shape, float(g), device=t.device))
 
 
 def check_interval(interval: tuple[int, int]) -> tuple[int, int]:

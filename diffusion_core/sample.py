@@ -22,7 +22,7 @@ from .data.datasets import from_uint8, to_uint8
 from .files.checkpoint import CheckpointError
 from .files.pictures import image_grid, points_image, save_png
 from .pipeline import MAX_GUIDANCE, Pipeline
-from .samplers import SAMPLERS, repaint_plan, timestep_plan
+from .samplers import FEW_STEP_SAMPLERS, SAMPLERS, repaint_plan, timestep_plan
 
 MAX_NUM = 100_000
 
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, or Hub repo id owner/name[@revision]")
     p.add_argument("--num", type=int, required=True, help="number of samples")
     p.add_argument("--label", default=None, help="class index, or 'all' to spread N over the classes")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: the checkpoint's")
+    p.add_argument("--sampler", choices=SAMPLERS + FEW_STEP_SAMPLERS, default=None, help="default: the checkpoint's")
     p.add_argument("--steps", type=int, default=None, help="DDIM / DPM-Solver++ steps (DDPM always uses T)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity, 0..1")
     p.add_argument("--guidance", type=float, default=None, help=f"classifier-free guidance 0..{MAX_GUIDANCE}; 0 = unconditional")

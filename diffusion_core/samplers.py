@@ -18,6 +18,8 @@ from .schedules import Schedule
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t, t) -> the model's eps (or v) prediction
 SAMPLERS = ("ddpm", "ddim", "dpm++")
 FLOW_SAMPLERS = ("euler", "heun")  # a flow model's ODE solvers (flow.py): its output is a velocity
+FEW_STEP_SAMPLERS = ("distilled",)  # a distilled student's 1-4 steps (training/distill.py); any v or eps model
+MAX_FEW_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,19 @@ def timestep_plan(sampler: str, T: int, steps: int | None = None, t_start: int |
     Sample Steps are Flawed", Table 2): t_i = round((t_start + 1) (1 - i / steps)) - 1. Euler and Heun (flow models)
     take the same spacing, which is s_i = 1 - i / steps in flow time (flow.py) when T is a multiple of steps.
     """
-    if sampler not in SAMPLERS + FLOW_SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}: choose one of {SAMPLERS + FLOW_SAMPLERS}")
+    known = SAMPLERS + FLOW_SAMPLERS + FEW_STEP_SAMPLERS
+    if sampler not in known:
+        raise ValueError(f"unknown sampler {sampler!r}: choose one of {known}")
     t_start = T - 1 if t_start is None else int(t_start)
     if not 0 <= t_start < T:
         raise ValueError(f"t_start must be in [0, {T - 1}], got {t_start}")
     span = t_start + 1
     if sampler == "ddpm" and steps not in (None, span):
         raise ValueError(f"DDPM visits every timestep: steps must be {span}, got {steps} (use DDIM for fewer)")
+    if sampler in FEW_STEP_SAMPLERS:  # the trailing plan a distilled student is trained on (training/distill.py)
+        steps = MAX_FEW_STEPS if steps is None else int(steps)
+        if not 1 <= steps <= MAX_FEW_STEPS:
+            raise ValueError(f"the distilled sampler takes 1 to {MAX_FEW_STEPS} steps, got {steps}")
     steps = span if steps is None else int(steps)
     if not 1 <= steps <= span:
         raise ValueError(f"steps must be between 1 and {span} for {sampler}, got {steps}")
@@ -130,6 +137,23 @@ def ddpm_step(
     return mean + s.posterior_variance[t].clamp(min=1e-20).sqrt().to(x_t) * noise
 
 
+def few_step_step(
+    s: Schedule, x_t: torch.Tensor, t: int, t_prev: int, x0_pred: torch.Tensor, eps: torch.Tensor,
+    noise: torch.Tensor | None, eta: float,
+) -> torch.Tensor:
+    """A distilled student's step: x_{t_prev} = alpha_prev x0_pred + sigma_prev (sqrt(1 - eta^2) eps + eta z).
+    eta = 0 is the deterministic step progressive distillation trains its student for (Salimans & Ho 2022,
+    Algorithm 2: z_t' = alpha_t' x + (sigma_t' / sigma_t)(z_t - alpha_t x), i.e. DDIM with eta = 0); eta = 1 draws the
+    noise afresh, the multistep sampling of consistency models (Song et al. 2023, Algorithm 1, line 5)."""
+    ab_prev = _alpha_bar(s, t_prev).to(x_t)
+    # 1. alpha_{t_prev} = sqrt(ab_prev), sigma_{t_prev} = sqrt(1 - ab_prev); t_prev = -1: sigma = 0, x = x0_pred
+    alpha_prev, sigma_prev = ab_prev.sqrt(), (1 - ab_prev).sqrt()
+    # 2. the noise direction: the model's eps, with a fraction eta of it replaced by fresh noise z
+    direction = eps if noise is None or eta == 0 else (1 - eta**2) ** 0.5 * eps + eta * noise
+    # 3. x_{t_prev} = alpha_prev x0_pred + sigma_prev direction   (Algorithm 2 of Salimans & Ho 2022)
+    return alpha_prev * x0_pred + sigma_prev * direction
+
+
 def _lam(s: Schedule, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(alpha_t, sigma_t, lambda_t) of the VP SDE: alpha_t = sqrt(ab_t), sigma_t = sqrt(1 - ab_t), lambda = log(alpha/sigma)."""
     ab = _alpha_bar(s, t).double()
@@ -182,7 +206,7 @@ def sample(
     plan = plan if resample is None else repaint_plan(plan, *resample)
     device = generator.device
     x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
-    stochastic = sampler == "ddpm" or (sampler == "ddim" and eta > 0)
+    stochastic = sampler == "ddpm" or (sampler in ("ddim", "distilled") and eta > 0)
     prev_t, prev_x0 = None, None
     for index, (t, t_prev) in enumerate(plan):
         if t_prev > t:  # a RePaint jump back up; a multistep solver starts its history afresh
@@ -202,6 +226,8 @@ def sample(
                 eps_fn, x, t, t_prev, output, schedule.T)
         elif sampler == "dpm++":
             x = dpmpp_2m_step(schedule, x, t, t_prev, x0_pred, prev_t, prev_x0)
+        elif sampler == "distilled":
+            x = few_step_step(schedule, x, t, t_prev, x0_pred, eps, noise, eta)
         else:
             step = ddpm_step if sampler == "ddpm" else ddim_step
             x = step(schedule, x, t, t_prev, x0_pred, eps, noise, 1.0 if sampler == "ddpm" else eta)

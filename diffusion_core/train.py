@@ -29,9 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", required=True, choices=["spiral", "digits", "pokemon", "fashion", *TOY_DATASETS])
     p.add_argument("--objective", default="diffusion", choices=OBJECTIVES,
                    help="flow: flow matching, the 2D MLP predicting the velocity on straight paths (Euler/Heun)")
-    p.add_argument("--stage", default="denoiser", choices=["denoiser", "autoencoder", "latent"],
+    p.add_argument("--stage", default="denoiser", choices=["denoiser", "autoencoder", "latent", "distill"],
                    help="latent diffusion's two stages: 'autoencoder', then 'latent' (a denoiser on its latents); "
-                        "their presets are DATASET_autoencoder and DATASET_latent")
+                        "their presets are DATASET_autoencoder and DATASET_latent. 'distill': a few-step student of "
+                        "the --init-from checkpoint (training/distill.py; --config overrides DistillConfig)")
     p.add_argument("--config", default=None, help="JSON file overriding fields of the dataset's preset")
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder, e.g. checkpoints/digits")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (overrides the preset)")
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     command = command_line("diffusion_core.train", argv or sys.argv[1:])
+    if args.stage == "distill":
+        return distill_main(args, command)
     try:  # only what a user can get wrong: a bad --config, a missing or mismatched --init-from, a foreign state,
         config = config_from_args(args)  # a dataset not fetched yet
         run = setup(config, args.out, args.init_from)
@@ -66,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     fit(run, config, args.out, command, args.stop_after)
+    return 0
+
+
+def distill_main(args: argparse.Namespace, command: str) -> int:
+    """`--stage distill`: progressive distillation of --init-from into OUT/steps_N (training/distill.py)."""
+    from .training.distill import distill, load_distill_config
+    if args.init_from is None:
+        print("error: --stage distill needs --init-from TEACHER", file=sys.stderr)
+        return 2
+    cfg = load_distill_config(args.config, batch_size=args.batch_size, seed=args.seed)
+    distill(args.init_from, args.out, cfg, command)
     return 0
 
 

@@ -12,6 +12,8 @@ from torch import nn
 
 from .embeddings import sinusoidal_embedding
 
+GUIDANCE_SCALE = 100.0  # g enters the sinusoidal embedding as 100 g: g in [0, 10] spans timesteps' range
+
 
 @dataclass(frozen=True)
 class UNetConfig:
@@ -28,6 +30,7 @@ class UNetConfig:
     num_classes: int = 0  # 0: unconditional; else labels 0..num_classes-1 plus the null label num_classes
     patch_size: int = 1  # p > 1: the UNet runs on [C*p*p, H/p, W/p] (lossless reshape; ~p*p times cheaper convs)
     refine_channels: int = 0  # > 0: a full-resolution head of this width adds a correction (RefineHead); 0 = none
+    guidance_embedding: bool = False  # True: g is an input (a guidance-distilled student, Meng et al. 2023, sec. 4.1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -99,6 +102,11 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(
             nn.Linear(c.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_emb = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        self.guidance_mlp = None  # g's embedding, added to the time embedding; zero at the start (the teacher's outputs)
+        if c.guidance_embedding:
+            self.guidance_mlp = nn.Sequential(nn.Linear(c.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            nn.init.zeros_(self.guidance_mlp[-1].weight)
+            nn.init.zeros_(self.guidance_mlp[-1].bias)
         self.unpatch, self.patch = nn.PixelUnshuffle(c.patch_size), nn.PixelShuffle(c.patch_size)
         patch_channels = c.in_channels * c.patch_size ** 2
         self.conv_in = nn.Conv2d(patch_channels, c.base_channels, 3, padding=1)
@@ -136,9 +144,14 @@ class UNet(nn.Module):
             emb = emb + (labels @ self.label_emb.weight if labels.is_floating_point() else self.label_emb(labels))
         return emb
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """The model's output (eps, or v for a v-trained model) for x_t at integer timesteps t [N]."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
+                g: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's output (eps, or v for a v-trained model) for x_t at integer timesteps t [N]; a guidance-embedding
+        model also takes the guidance scale g [N] (default 1: the conditional prediction)."""
         emb = self.embed(t, labels)
+        if self.guidance_mlp is not None:
+            g = torch.ones_like(t, dtype=torch.float32) if g is None else g.float()
+            emb = emb + self.guidance_mlp(sinusoidal_embedding(g * GUIDANCE_SCALE, self.config.base_channels))
         h = self.conv_in(self.unpatch(x_t))
         hs = [h]
         for layer in self.down:
