@@ -75,6 +75,16 @@ def controls(tab: str) -> list:
     return [sampler, steps, eta, *([guidance, label] if images else []), seed, samples, refresh]
 
 
+INSTANT_TABS = ("digits",)  # tabs with a few-step distilled model (checkpoints/TAB_fast)
+
+
+def instant_toggle(tab: str) -> gr.Checkbox:
+    """Instant mode: the final grid redraws as g, the seed, the label or the samples move (no Generate)."""
+    return gr.Checkbox(False, label="Instant: redraw the final samples as you move g, the seed or the label",
+                       info="a 4-step model distilled from this one, g up to 4; Generate still shows every step",
+                       elem_id=f"{tab}-instant")
+
+
 def live_outputs(tab: str) -> list:
     """Spiral: the live scatter; images: x_t and x0_pred grids side by side."""
     if tab == "spiral":

@@ -1,0 +1,35 @@
+"""Instant digits: the final grid of a few-step distilled model (training/distill.py) at the settings a visitor is
+moving, drawn in one call with no stream, so that the page can redraw it as a slider moves."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..data.datasets import to_uint8
+from ..pipeline import Pipeline
+from ..training.distill import DistillConfig
+from .checks import check_number
+from .runs import MAX_SAMPLES, MAX_SEED, check_label
+
+
+def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_max: float = DistillConfig.g_max
+                 ) -> tuple[np.ndarray, str]:
+    """(tagged grid of the final samples, status line) of one few-step run at the checkpoint's own sampler and
+    steps; g is held to [0, g_max], the range the student was distilled for."""
+    from .viz import final_tags, tag_summary, tagged_grid
+
+    g = min(check_number("guidance scale", guidance, 0, 10), g_max)
+    lab = check_label(label, pipe.info.class_names)
+    rows = len(pipe.info.class_names) if lab == "all" else 1
+    per_label = check_number("samples", per_label, 1, MAX_SAMPLES[tab] // rows, integer=True)
+    seed = check_number("seed", seed, 0, MAX_SEED, integer=True)
+    start = time.perf_counter()
+    x, labels = pipe.generate(per_label * rows, seed=seed, label=lab, guidance=g)
+    images = to_uint8(x.cpu())
+    tags = final_tags(pipe, x, images, [] if labels is None else labels.tolist())
+    d = pipe.info.sampling
+    held = f" (held at {g_max:g}, the most it was distilled for)" if float(guidance) > g_max else ""
+    status = (f"Instant: {d.steps} distilled steps at g = {g:g}{held} in {time.perf_counter() - start:.2f} s"
+              f"{tag_summary(pipe, tags)}")
+    return tagged_grid(images, tags, per_label, 56), status

@@ -1,0 +1,102 @@
+"""Instant mode in a real browser: tick it on the Digits tab, drag the guidance slider, and see the final grid redraw
+while the slider moves, with no Generate (benchmarks/instant_latency.py times the redraw)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401 - the same skip when chromium is missing
+from tests.test_app_api import running_app
+
+FINAL = "#digits-final img"
+
+
+@pytest.fixture(scope="module")
+def page(request, tmp_path_factory):
+    """A fresh page of the running app on the Digits tab, instant mode on and its first grid drawn."""
+    from playwright.sync_api import sync_playwright
+
+    with running_app(request, tmp_path_factory.mktemp("checkpoints")) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(error))
+        page.goto(url)
+        turn_on_instant(page)
+        yield page
+        browser.close()
+        assert not errors, [f"{e}\n{e.stack}" for e in errors]
+
+
+def turn_on_instant(page) -> None:
+    """Open the Digits tab, tick Instant, and wait for its first grid (no Generate pressed)."""
+    page.get_by_role("tab", name="Digits").click()
+    page.locator("#digits-instant input[type=checkbox]").check()
+    page.wait_for_selector(FINAL, timeout=60_000)
+    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Instant:')",
+                           timeout=60_000)
+
+
+def final_src(page) -> str:
+    """The final grid's current picture (its URL changes with every redraw)."""
+    return page.locator(FINAL).get_attribute("src") or ""
+
+
+def drag_slider(page, elem_id: str, start: float, end: float, steps: int = 12, pause_s: float = 0.0):
+    """Drag slider `elem_id`'s handle from fraction `start` to `end` of its track, as a person would; after each
+    mouse move, call `pause_s` seconds of waiting. Returns the track's bounding box."""
+    track = page.locator(f"#{elem_id} input[type=range]")
+    track.scroll_into_view_if_needed()
+    b = track.bounding_box()
+    y = b["y"] + b["height"] / 2
+    page.mouse.move(b["x"] + b["width"] * start, y)
+    page.mouse.down()
+    for k in range(1, steps + 1):
+        page.mouse.move(b["x"] + b["width"] * (start + (end - start) * k / steps), y)
+        if pause_s:
+            time.sleep(pause_s)
+    page.mouse.up()
+    return b
+
+
+def test_dragging_guidance_redraws_the_final_grid_while_it_moves(page):
+    before, status_before = final_src(page), page.locator("#digits-status").text_content()
+    seen = set()
+    track = page.locator("#digits-guidance input[type=range]")
+    track.scroll_into_view_if_needed()
+    b = track.bounding_box()
+    y = b["y"] + b["height"] / 2
+    page.mouse.move(b["x"] + b["width"] * 0.2, y)  # g = 2 on the 0-10 slider
+    page.mouse.down()
+    for k in range(1, 9):  # to g = 0 in 8 moves, the button held down throughout
+        page.mouse.move(b["x"] + b["width"] * 0.2 * (1 - k / 8), y)
+        end = time.time() + 1.5
+        while time.time() < end:
+            seen.add(final_src(page))
+            time.sleep(0.03)
+    still_held = {s for s in seen if s}
+    page.mouse.up()
+    assert len(still_held - {before}) >= 2, "the grid should redraw several times while the button is held"
+    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('g = 0 ')",
+                           timeout=30_000)
+    assert page.locator("#digits-status").text_content() != status_before
+    assert float(page.locator("#digits-guidance input[type=number]").input_value()) == 0
+
+
+def test_seed_and_label_redraw_too_and_generate_still_streams(page):
+    before = final_src(page)
+    box = page.locator("#digits-seed input")
+    box.fill("7")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelector('{FINAL}').src !== {before!r}", timeout=30_000)
+    after_seed = final_src(page)
+    page.locator("#digits-label input").click()
+    page.get_by_role("option", name="3", exact=True).click()
+    page.wait_for_function(f"document.querySelector('{FINAL}').src !== {after_seed!r}", timeout=30_000)
+    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Instant:')",
+                           timeout=30_000)
+    page.get_by_role("button", name="Generate", exact=True).locator("visible=true").first.click(force=True)
+    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Done in')",
+                           timeout=120_000)
+    assert page.locator("#digits-xt img").get_attribute("src")  # the step-by-step view is still there
