@@ -2,6 +2,7 @@
 the CLI, the evaluator and the app."""
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from .device import default_device, make_generator
 from .diffusion import DiffusionConfig, q_sample
+from .fast import FastOptions, fast_model
 from .files.card import headline
 from .files.checkpoint import Checkpoint, CheckpointError
 from .files.hub import resolve_checkpoint
@@ -119,6 +121,13 @@ class Pipeline:
              fallback: str | None = None, device: torch.device | None = None) -> "Pipeline":
         """Load by local path or Hub repo id (see hub.resolve_checkpoint)."""
         return cls.from_checkpoint(resolve_checkpoint(name_or_path, repo_id, revision, fallback), device)
+
+    def with_options(self, fast: FastOptions | None) -> "Pipeline":
+        """A pipeline sharing this one's weights whose forward pass runs under `fast` (bf16 autocast, channels-last,
+        torch.compile: fast.py); samples agree with the float32 path's to bf16 precision (tests/test_fast.py)."""
+        pipe = copy.copy(self)
+        pipe.model = fast_model(self.model, fast)
+        return pipe
 
     @property
     def image_shape(self) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ..data.datasets import to_uint8
+from ..fast import default_options
 from ..pipeline import Pipeline
 from ..training.distill import DistillConfig
 from .checks import check_number
@@ -16,7 +17,8 @@ from .runs import MAX_SAMPLES, MAX_SEED, check_label
 def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_max: float = DistillConfig.g_max
                  ) -> tuple[np.ndarray, str]:
     """(tagged grid of the final samples, status line) of one few-step run at the checkpoint's own sampler and
-    steps; g is held to [0, g_max], the range the student was distilled for."""
+    steps, under bf16 autocast where the machine runs it natively (fast.py); g is held to [0, g_max], the range
+    the student was distilled for."""
     from .viz import final_tags, tag_summary, tagged_grid
 
     g = min(check_number("guidance scale", guidance, 0, 10), g_max)
@@ -24,8 +26,8 @@ def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_m
     rows = len(pipe.info.class_names) if lab == "all" else 1
     per_label = check_number("samples", per_label, 1, MAX_SAMPLES[tab] // rows, integer=True)
     seed = check_number("seed", seed, 0, MAX_SEED, integer=True)
-    start = time.perf_counter()
-    x, labels = pipe.generate(per_label * rows, seed=seed, label=lab, guidance=g)
+    start, fast = time.perf_counter(), pipe.with_options(default_options(pipe.device))
+    x, labels = fast.generate(per_label * rows, seed=seed, label=lab, guidance=g)
     images = to_uint8(x.cpu())
     tags = final_tags(pipe, x, images, [] if labels is None else labels.tolist())
     d = pipe.info.sampling

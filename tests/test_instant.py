@@ -1,0 +1,40 @@
+"""Instant mode's one-call grid (playground/instant.py) on a tiny distilled-style checkpoint: checked settings, g held to the
+distilled range, the same samples for the same settings."""
+import numpy as np
+import pytest
+import torch
+
+from diffusion_core.diffusion import DiffusionConfig
+from diffusion_core.playground.instant import instant_grid
+from diffusion_core.models import UNet, UNetConfig
+from diffusion_core.pipeline import ModelInfo, Pipeline, SamplingDefaults
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Pipeline:
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(in_channels=1, image_size=28, base_channels=8, channel_mults=(1, 2), groups=4,
+                            num_classes=10, guidance_embedding=True))
+    info = ModelInfo("digits", (1, 28, 28), tuple("0123456789"), DiffusionConfig(prediction="v"),
+                     SamplingDefaults(sampler="distilled", steps=2, guidance=2.0))
+    return Pipeline(model, info, device=torch.device("cpu"))
+
+
+def test_a_grid_and_its_status(pipe):
+    grid, status = instant_grid(pipe, "digits", 2.0, "all", 0, 1)
+    assert grid.ndim == 3 and grid.dtype == np.uint8
+    assert status.startswith("Instant: 2 distilled steps at g = 2 in ") and "of 10 samples" in status
+    again, _ = instant_grid(pipe, "digits", 2.0, "all", 0, 1)
+    assert np.array_equal(grid, again)
+
+
+def test_g_above_the_distilled_range_is_held_and_said(pipe):
+    _, status = instant_grid(pipe, "digits", 9.0, "3", 1, 2)
+    assert "g = 4 (held at 4" in status
+
+
+@pytest.mark.parametrize("bad", [dict(guidance=-1), dict(seed=-3), dict(label="eleven"), dict(per_label=0)])
+def test_bad_settings_raise_value_error(pipe, bad):
+    kw = dict(guidance=2.0, label="all", seed=0, per_label=1) | bad
+    with pytest.raises(ValueError):
+        instant_grid(pipe, "digits", **kw)
