@@ -1,6 +1,8 @@
-"""Time to a guided 4x4 digit grid on this CPU: DPM-Solver++ 10 steps and DDIM 20 steps, guidance 2.
+"""Time to a guided 4x4 digit grid on this CPU: DPM-Solver++ 10 steps and DDIM 20 steps, guidance 2; and the
+distilled few-step model (distill.py) at its own steps, in float32 and under bf16 autocast (fast.py).
 
     .venv/bin/python -m benchmarks.digit_grid [--checkpoint checkpoints/digits] [--threads 2] [--repeats 5]
+        [--distilled checkpoints/digits_fast ...]
 
 Prints the median seconds per grid for each sampler (model loaded once, first run discarded as warm-up), with the
 checkpoint's guidance interval, the CPU, torch's kernel level (AVX2, AVX512) and the load average: the time depends
@@ -16,6 +18,7 @@ import time
 
 import torch
 
+from diffusion_core.fast import FastOptions
 from diffusion_core.files.card import hardware_description
 from diffusion_core.pipeline import Pipeline
 
@@ -37,10 +40,17 @@ def main() -> None:
     p.add_argument("--checkpoint", default="checkpoints/digits")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--distilled", nargs="*", default=["checkpoints/digits_fast"],
+                   help="few-step checkpoints to time at their own steps (none: skip)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe = Pipeline.load(args.checkpoint)
     out = {name: round(time_grid(pipe, args.repeats, **kw), 3) for name, kw in RUNS.items()}
+    for path in args.distilled:
+        student = Pipeline.load(path)
+        name = f"{student.info.sampling.sampler}-{student.info.sampling.steps} ({path})"
+        out[name] = round(time_grid(student, args.repeats), 3)
+        out[f"{name} bf16"] = round(time_grid(student.with_options(FastOptions(bf16=True)), args.repeats), 3)
     print(json.dumps({"seconds_per_4x4_grid": out, "threads": args.threads, "device": str(pipe.device),
                       "machine": hardware_description(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                       "guidance_interval": pipe.info.sampling.guidance_interval, "load_average": os.getloadavg()},

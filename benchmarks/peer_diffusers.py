@@ -1,6 +1,10 @@
 """Our UNet + our DDIM against diffusers' UNet2DModel + DDIMScheduler of about the same size, same steps, same inputs.
 
     .venv/bin/python -m benchmarks.peer_diffusers [--threads 2] [--batch 16] [--steps 20] [--repeats 5]
+        [--bf16] [--channels-last] [--compile] [--peer-same]
+
+--bf16 / --channels-last / --compile run our UNet through fast.py's options (Pipeline.with_options); --peer-same
+gives diffusers' UNet the same bf16 autocast and channels-last, for the like-for-like reading.
 
 Prints images/s for both and their ratio, and our sampler's overhead: total sampling time divided by the
 time spent in the model calls alone (1.00 = no overhead).
@@ -15,6 +19,7 @@ import time
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
 
+from diffusion_core.fast import FastOptions, fast_model
 from diffusion_core.models import UNetConfig, build_model, count_parameters
 from diffusion_core.samplers import sample_final
 from diffusion_core.schedules import make_schedule
@@ -49,7 +54,7 @@ def run_ours(model, batch: int, steps: int, seed: int) -> tuple[float, float]:
 
 
 @torch.inference_mode()
-def run_diffusers(model, batch: int, steps: int, seed: int) -> float:
+def run_diffusers(model, batch: int, steps: int, seed: int, options: FastOptions = FastOptions()) -> float:
     """Seconds for the same DDIM run with diffusers' UNet2DModel and DDIMScheduler."""
     sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing")
     sched.set_timesteps(steps)
@@ -57,7 +62,10 @@ def run_diffusers(model, batch: int, steps: int, seed: int) -> float:
     t0 = time.perf_counter()
     x = torch.randn((batch, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
     for t in sched.timesteps:
-        x = sched.step(model(x, t, class_labels=labels).sample, t, x).prev_sample
+        x_in = x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=options.bf16):
+            out = model(x_in, t, class_labels=labels).sample.float()
+        x = sched.step(out, t, x).prev_sample
     return time.perf_counter() - t0
 
 
@@ -67,17 +75,28 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--bf16", action="store_true", help="our UNet under bf16 autocast (fast.py)")
+    p.add_argument("--channels-last", action="store_true", help="our UNet channels-last (fast.py)")
+    p.add_argument("--compile", action="store_true", help="our UNet through torch.compile (fast.py)")
+    p.add_argument("--peer-same", action="store_true", help="diffusers' UNet under the same bf16 / channels-last")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    ours, theirs = build_model(OURS).eval(), diffusers_unet()
-    run_ours(ours, args.batch, args.steps, 0), run_diffusers(theirs, args.batch, args.steps, 0)  # warm-up
+    options = FastOptions(bf16=args.bf16, channels_last=args.channels_last, compile=args.compile)
+    peer = FastOptions(bf16=args.bf16, channels_last=args.channels_last) if args.peer_same else FastOptions()
+    plain, theirs = build_model(OURS).eval(), diffusers_unet()
+    ours = fast_model(plain, options)
+    if peer.channels_last:
+        theirs = theirs.to(memory_format=torch.channels_last)
+    run_ours(ours, args.batch, args.steps, 0), run_diffusers(theirs, args.batch, args.steps, 0, peer)  # warm-up
     t_ours, t_inside, t_theirs = [], [], []
     for r in range(args.repeats):  # interleaved, so machine load hits both alike
         total, inside = run_ours(ours, args.batch, args.steps, r)
-        t_ours.append(total), t_inside.append(inside), t_theirs.append(run_diffusers(theirs, args.batch, args.steps, r))
+        t_ours.append(total), t_inside.append(inside)
+        t_theirs.append(run_diffusers(theirs, args.batch, args.steps, r, peer))
     ips = lambda ts: args.batch * len(ts) / sum(ts)  # noqa: E731
     print(json.dumps({
-        "ours_params": count_parameters(ours), "diffusers_params": count_parameters(theirs),
+        "ours_options": options.__dict__, "diffusers_options": peer.__dict__,
+        "ours_params": count_parameters(plain), "diffusers_params": count_parameters(theirs),
         "ours_images_per_s": round(ips(t_ours), 1), "diffusers_images_per_s": round(ips(t_theirs), 1),
         "speed_ratio_ours_over_diffusers": round(sum(t_theirs) / sum(t_ours), 3),
         "sampler_overhead_total_over_model": round(sum(t_ours) / sum(t_inside), 4),

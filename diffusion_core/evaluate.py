@@ -34,6 +34,7 @@ from .guidance import EDM2_SIGMA, interval_from_sigma
 from .pipeline import Pipeline
 from .sample import add_interval_arg, generate, write_output
 from .sample import parse_args as parse_sample_args
+from .samplers import FEW_STEP_SAMPLERS
 
 
 EVAL_SEED = 1234  # the default seed of every evaluation (and of the model cards' metrics)
@@ -54,6 +55,9 @@ def suite(pipe: Pipeline) -> dict[str, dict]:
         return SUITES["flow"]
     if pipe.info.dataset not in LENET_DATASETS:
         return SUITES[pipe.info.dataset]
+    if pipe.info.sampling.sampler in FEW_STEP_SAMPLERS:  # a distilled student: its own plan, at g in its range
+        n = pipe.info.sampling.steps
+        return {f"distilled-{n} g={g:g}": dict(sampler="distilled", steps=n, guidance=g) for g in (2.0, 1.0, 3.0)}
     every, edm2 = (-1, pipe.schedule.T - 1), interval_from_sigma(pipe.schedule, *EDM2_SIGMA)
     return {"ddim-20 g=2": dict(sampler="ddim", steps=20, guidance=2.0),
             "ddim-20 g=2 every step": dict(sampler="ddim", steps=20, guidance=2.0, guidance_interval=every),

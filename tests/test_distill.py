@@ -157,3 +157,29 @@ def test_a_student_checkpoint_loads_through_the_pipeline_and_samples_in_its_step
     x_g2 = outs[-1].x_t
     x_g0, _ = pipe.generate(4, seed=0, label="all", guidance=0.0)
     assert not torch.allclose(x_g2, x_g0)  # g reaches the network
+
+
+def test_train_stage_distill_writes_a_loadable_student_per_halving_and_resumes(tmp_path, capsys):
+    import json
+
+    from diffusion_core.train import main as train_main
+
+    teacher = UNet(UNetConfig(**{**TINY.__dict__, "image_size": 28, "num_classes": 10}))
+    info = ModelInfo("digits", (1, 28, 28), tuple("0123456789"), DiffusionConfig(prediction="v"),
+                     SamplingDefaults(guidance_interval=(-1, 600)))
+    save_checkpoint(tmp_path / "teacher", teacher.state_dict(), checkpoint_config(teacher.config, info))
+    (tmp_path / "cfg.json").write_text(json.dumps({"teacher_steps": 4, "stage_steps": [3, 2], "batch_size": 4,
+                                                   "save_every": 1}))
+    argv = ["--dataset", "digits", "--stage", "distill", "--init-from", str(tmp_path / "teacher"), "--out",
+            str(tmp_path / "out"), "--config", str(tmp_path / "cfg.json"), "--threads", "1"]
+    assert train_main(argv) == 0
+    for n in (2, 1):
+        pipe = Pipeline.load(str(tmp_path / "out" / f"steps_{n}"))
+        assert (pipe.info.sampling.sampler, pipe.info.sampling.steps) == ("distilled", n)
+        assert pipe.model.config.guidance_embedding and pipe.info.sampling.guidance_interval is None
+        assert len(list(pipe.run(2, seed=0, label="all"))) == n
+    card = (tmp_path / "out" / "steps_1" / "README.md").read_text()
+    assert "progressive distillation" in card and "2-step teacher into 1 step," in card
+    capsys.readouterr()
+    assert train_main(argv) == 0  # everything done: nothing retrained
+    assert capsys.readouterr().out.count(": done") == 2

@@ -111,6 +111,11 @@ def _training_lines(training: dict) -> list[str]:
     for tr in chain:
         start = f"from {tr['init_from']['checkpoint']}'s weights, " if tr.get("init_from") else ""
         data = (f" on {tr['examples']:,} examples" if "examples" in tr else "") + _data_choices(tr.get("config", {}))
+        if tr.get("stage"):  # a distillation stage (distill.py)
+            d, st = tr.get("config", {}).get("distill", {}), tr["stage"]
+            data += (f", progressive distillation (Salimans & Ho 2022) of a {st['teacher_steps']}-step teacher into "
+                     f"{st['student_steps']} step{'s' if st['student_steps'] > 1 else ''}, g ~ U[{d.get('g_min')}, {d.get('g_max')}] an input of the "
+                     f"student (Meng et al. 2023)")
         if tr.get("config", {}).get("train_only"):
             data += f", training only the `{tr['config']['train_only']}*` weights (the rest frozen)"
         lines.append(f"- {start}{tr.get('steps', '?')} steps{data} in {tr.get('seconds', 0) / 60:.1f} min on "
