@@ -33,9 +33,10 @@ def test_sampling_handlers_run_under_spaces_gpu_when_spaces_is_importable():
     got = json.loads(out.strip().splitlines()[-1])
     # compare: the three image tabs' samplers side by side (editing) and the Spiral lab's flow against diffusion
     assert sorted(got["wrapped"]) == (["compare"] * 4 + ["complete_sketch"] * 3 + ["generate"] * 3 + ["inpaint"] * 3
-                                      + ["interpolate"] * 3 + ["one_step", "spiral"])
+                                      + ["instant_samples"] + ["interpolate"] * 3 + ["one_step", "spiral"])
     on_gpu = {name for name, flag in got["events"].items() if flag}
     editing = {f"{tab}_{run}" for tab in ("digits", "fashion", "pokemon")
                for run in ("inpaint", "interpolate", "compare")}
     assert on_gpu == {"spiral", "digits", "fashion", "pokemon", "digits_sketch", "fashion_sketch", "pokemon_sketch",
-                      "one_step", "one_step_init", "one_step_new_example", "spiral_compare", *editing}, got
+                      "one_step", "one_step_init", "one_step_new_example", "spiral_compare", "digits_instant",
+                      *editing}, got
