@@ -5,7 +5,7 @@ The map, lowest layer first; a module imports only from its own layer and those 
 `models/` (the networks, each from a config dataclass), `files/` (checkpoint folders, model cards, the Hub,
 pictures on disk) and `data/` (datasets and their cache) stand alone. The engine is the flat files a reader opens
 first: `schedules`, `diffusion` (notation glossary), `samplers` (one generator loop, `samplers.sample`, over pure
-step functions), `flow`, `guidance`, `editing` and `pipeline` (a loaded checkpoint). `evaluation/` measures
+step functions), `flow`, `guidance`, `editing`, `pipeline` (a loaded checkpoint) and `fast` (its speed options). `evaluation/` measures
 samples (FLD, distances, copies); `training/` fits models; `playground/` adapts all of it for the app (never
 importing gradio). On top, the three commands: `python -m diffusion_core.train`, `.sample` and `.evaluate`.
 """
