@@ -194,7 +194,8 @@ def run_stage(teacher, data, info, cfg: DistillConfig, k: int, folder: Path, rec
                              gen.get_state(), {"seconds": elapsed + time.time() - t0, "loss": loss_avg})
     seconds = elapsed + time.time() - t0
     training = record | {"seconds": round(seconds, 1), "steps": total, "final_loss": loss_avg,
-                         "stage": {"student_steps": n_student, "teacher_steps": 2 * n_student}}
+                         "stage": {"student_steps": n_student, "teacher_steps": 2 * n_student},
+                         "weights_dtype": "float16"}
     config = student_config(record["teacher_config"], cfg, n_student, training)
     del config["training"]["teacher_config"]
     weights = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in ema.state_dict().items()}
