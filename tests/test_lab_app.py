@@ -23,8 +23,9 @@ def session(url: str) -> Client:  # noqa: F811
 
 def train(client: Client, dataset: str = "moons", objective: str = "diffusion", steps: int = 400,
           drawing=NO_DRAWING, word: str = "", text: str = ""):
-    """Submit a live training; its job streams (status, figure)."""
-    return client.submit(dataset, objective, steps, 60, drawing, word, text, api_name="/spiral_train")
+    """Submit a live training (at most 120 s, the cap: far more than a quiet machine needs); its job streams
+    (status, figure)."""
+    return client.submit(dataset, objective, steps, 120, drawing, word, text, api_name="/spiral_train")
 
 
 def test_generate_from_a_shipped_flow_model_with_every_layer(url):  # noqa: F811

