@@ -102,6 +102,19 @@ def _data_choices(config: dict) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+def _loss_choices(config: dict) -> str:
+    """'; loss: ...' of an autoencoder run (its edge and gradient L1 weights, its discriminator); '' for a denoiser."""
+    if config.get("model", {}).get("type") != "autoencoder":
+        return ""
+    parts = [f"L1 weighted {1 + config.get('edge_weight', 0):g}x at colour edges"]
+    if config.get("gradient_weight"):
+        parts.append(f"{config['gradient_weight']:g} x L1 on image gradients")
+    if config.get("disc_weight"):
+        parts.append(f"a {config.get('disc_layers', 2)}-layer patch discriminator (hinge, weight "
+                     f"{config['disc_weight']:g} x the adaptive lambda) from step {config.get('disc_start', 0)}")
+    return "; loss: " + ", ".join(parts) + f", KL {config.get('kl_weight', 0):g}"
+
+
 def _training_lines(training: dict) -> list[str]:
     """'Reproduce with' (every command of the lineage, in order) and one line per run: steps, time, hardware."""
     chain = training_lineage(training) or [{}]
@@ -116,6 +129,7 @@ def _training_lines(training: dict) -> list[str]:
             data += (f", progressive distillation (Salimans & Ho 2022) of a {st['teacher_steps']}-step teacher into "
                      f"{st['student_steps']} step{'s' if st['student_steps'] > 1 else ''}, g ~ U[{d.get('g_min')}, {d.get('g_max')}] an input of the "
                      f"student (Meng et al. 2023)")
+        data += _loss_choices(tr.get("config", {}))
         if tr.get("config", {}).get("train_only"):
             data += f", training only the `{tr['config']['train_only']}*` weights (the rest frozen)"
         lines.append(f"- {start}{tr.get('steps', '?')} steps{data} in {tr.get('seconds', 0) / 60:.1f} min on "

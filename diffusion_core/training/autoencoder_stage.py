@@ -12,8 +12,10 @@ import torch
 from ..data.datasets import Dataset, to_uint8
 from ..data.sprites import family, smooth_neighbours
 from ..files.pictures import image_grid, save_png
-from ..models.autoencoder import Autoencoder, AutoencoderConfig, fit_preview, reconstruction_loss, unit_variance_scale
+from ..models.autoencoder import (Autoencoder, AutoencoderConfig, fit_preview, gradient_l1, reconstruction_loss,
+                                  unit_variance_scale)
 from ..pipeline import AUTOENCODER_PREFIX, split_weights
+from .adversarial import Adversary
 
 PREVIEW = 16  # held-out sprites in the preview grid
 
@@ -34,10 +36,18 @@ def split_heldout(data: Dataset, every: int) -> tuple[Dataset, Dataset]:
     return part(~held), part(held)
 
 
-def autoencoder_loss(model: torch.nn.Module, x0: torch.Tensor, generator: torch.Generator, config) -> torch.Tensor:
-    """The stage's loss on a batch: edge-weighted L1 of a reconstruction through a posterior sample, plus the KL."""
+def autoencoder_loss(model: torch.nn.Module, x0: torch.Tensor, generator: torch.Generator, config,
+                     adversary: Adversary | None = None, step: int = 0) -> torch.Tensor:
+    """The stage's loss on a batch: edge-weighted L1 of a reconstruction through a posterior sample, plus the KL,
+    the L1 on image gradients (config.gradient_weight) and, once the adversary is on, its weighted hinge term."""
     recon, mean, logvar = model(x0, generator)
-    return reconstruction_loss(x0, recon, mean, logvar, config.edge_weight, config.kl_weight)
+    loss = reconstruction_loss(x0, recon, mean, logvar, config.edge_weight, config.kl_weight)
+    if config.gradient_weight:
+        loss = loss + config.gradient_weight * gradient_l1(x0, recon)
+    if adversary is None:
+        return loss
+    last_layer = getattr(model, "module", model).decoder.layers[-1][-1].weight  # the decoder's last conv
+    return loss + adversary.generator_term(x0, recon, loss, last_layer, step)
 
 
 @torch.inference_mode()

@@ -39,6 +39,12 @@ class TrainConfig:
     autoencoder: str = ""  # latent diffusion: the trained autoencoder's checkpoint folder; '' = pixel space
     kl_weight: float = 1e-6  # autoencoder: weight of the KL term per pixel value (the LDM's 1e-6)
     edge_weight: float = 0.0  # autoencoder: extra L1 weight on pixels at a colour edge (autoencoder.edge_weights)
+    gradient_weight: float = 0.0  # autoencoder: weight of the L1 on image gradients (autoencoder.gradient_l1)
+    disc_weight: float = 0.0  # autoencoder: weight of the patch discriminator's hinge loss (VQGAN, times its adaptive
+    # lambda; the LDM's 0.5); 0 = no discriminator
+    disc_start: int = 0  # autoencoder: optimiser step from which the discriminator trains and counts (a warm-up)
+    disc_layers: int = 2  # autoencoder: stride-2 layers of the patch discriminator (2: a logit sees 34 x 34 pixels)
+    disc_width: int = 64  # autoencoder: the discriminator's first width (taming's ndf)
     holdout_every: int = 0  # autoencoder: hold out the sprite families with crc32 % this == 0 (measured on); 0 = none
     train_only: str = ""  # train only the parameters whose names start with this ('refine.': the RefineHead); '' = all
     seed: int = 0

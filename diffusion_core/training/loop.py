@@ -27,8 +27,9 @@ from ..models import AutoencoderConfig, build_model, count_parameters, model_con
 from ..pipeline import ModelInfo, Pipeline, checkpoint_config
 from ..schedules import Schedule
 from . import autoencoder_stage as ae_stage
+from .adversarial import Adversary
 from .config import TrainConfig
-from .state import check_resumable, load_init, load_init_weights, load_train_state, save_train_state
+from .state import STATE_DIR, check_resumable, load_init, load_init_weights, load_train_state, save_train_state
 
 
 def model_info(config: TrainConfig, data: Dataset) -> ModelInfo:
@@ -100,6 +101,7 @@ class Run:
     parent: dict | None = None  # that checkpoint's training record
     heldout: Dataset | None = None  # an autoencoder's held-out sprites (autoencoder_stage.split_heldout)
     autoencoder: torch.nn.Module | None = None  # a latent denoiser's frozen autoencoder
+    adversary: Adversary | None = None  # an autoencoder's patch discriminator (config.disc_weight > 0)
 
 
 def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
@@ -168,12 +170,16 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
         start, elapsed, loss, parent = state["step"], state.get("seconds", 0.0), state.get("loss"), state.get("parent")
         acc.print(f"resuming {out} from step {start}")
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, config.lr_factor, last_epoch=start - 1)
+    adversary = Adversary(config, acc.device) if heldout is not None and config.disc_weight > 0 else None
+    if adversary is not None and state is not None and not adversary.load(Path(out) / STATE_DIR) and start > 0:
+        acc.print(f"no discriminator state in {Path(out) / STATE_DIR}: the discriminator restarts")
     model, opt = acc.prepare(model, opt)
     acc.print(f"{config.dataset}: {len(data.x)} examples {tuple(data.x.shape[1:])}, "
               f"{count_parameters(acc.unwrap_model(model)) / 1e6:.3f} M parameters, "
               f"{acc.num_processes} process(es) on {acc.device}, mixed precision {acc.mixed_precision}")
     return Run(acc, model, ema.to(acc.device), opt, lr_sched, gen, config.diffusion.make_schedule().to(acc.device),
-               data, model_info(config, data), start, elapsed, loss, init_from, parent, heldout, autoencoder)
+               data, model_info(config, data), start, elapsed, loss, init_from, parent, heldout, autoencoder,
+               adversary)
 
 
 def micro_batch(run: Run, config: TrainConfig, micro_step: int):
@@ -200,7 +206,8 @@ def noisy_micro_batch(run: Run, config: TrainConfig, micro_step: int):
 def batch_loss(run: Run, config: TrainConfig, micro_step: int) -> torch.Tensor:
     """The loss of a micro-batch: the denoising loss, or an autoencoder's reconstruction loss."""
     if run.heldout is not None:
-        return ae_stage.autoencoder_loss(run.model, micro_batch(run, config, micro_step)[1], run.gen, config)
+        return ae_stage.autoencoder_loss(run.model, micro_batch(run, config, micro_step)[1], run.gen, config,
+                                         run.adversary, micro_step // config.grad_accum)
     x0, x_t, t, eps, labels = noisy_micro_batch(run, config, micro_step)
     return denoising_loss(config.diffusion, run.schedule, run.model(x_t, t, labels).float(), x0, t, eps)
 
@@ -216,6 +223,9 @@ def train_step(run: Run, config: TrainConfig, step: int) -> float:
                 acc.clip_grad_norm_(run.model.parameters(), config.grad_clip)
             run.opt.step()
             run.opt.zero_grad()
+    if run.adversary is not None:  # then the discriminator, on the last micro-batch's real and reconstructed sprites
+        with acc.autocast():
+            run.adversary.discriminator_step(step)
     run.lr_sched.step()
     ema_update(run.ema, acc.unwrap_model(run.model), min(config.ema_decay, (1 + step) / (10 + step)))
     return loss.item()
@@ -269,12 +279,14 @@ def fit(run: Run, config: TrainConfig, out: Path, command: str, max_steps: int |
         loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
         done = step + 1
         bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{(done - run.start) * per_step / (time.time() - t0):.0f}",
-                        refresh=False)
+                        refresh=False, **{k: f"{v:.3g}" for k, v in getattr(run.adversary, "last", {}).items()})
         if acc.is_main_process and (done % config.save_every == 0 or done == total):
             save_train_state(out, done, acc.unwrap_model(run.model).state_dict(), run.ema.state_dict(),
                              run.opt.state_dict(), run.gen.get_state(),
                              {"seconds": run.elapsed + time.time() - t0, "loss": loss_avg,
                               "init_from": run.init_from, "parent": run.parent, "config": config.to_dict()})
+            if run.adversary is not None:
+                run.adversary.save(out / STATE_DIR)
         if acc.is_main_process and (done % config.sample_every == 0 or done == total):
             (out / "samples").mkdir(parents=True, exist_ok=True)
             preview(run, out / "samples" / f"step_{done:06d}.png")
