@@ -55,8 +55,8 @@ def test_the_decoder_feels_the_discriminator_only_from_its_start_step_while_it_l
     assert float(warm) == 0.0 and not warm.requires_grad and set(adv.last) == {"d_loss"}  # no pull on the decoder
     assert not all(torch.equal(p, q) for p, q in zip(adv.disc.parameters(), before))  # it learns in the warm-up
     term = pass_at(adv, 3, last)
-    assert float(term) != 0.0 and set(adv.last) == {"g_loss", "lambda", "d_loss"}
-    assert float(term) == pytest.approx(0.5 * adv.last["lambda"] * adv.last["g_loss"], rel=1e-5)
+    assert term.item() != 0.0 and set(adv.last) == {"g_loss", "lambda", "d_loss"}
+    assert term.item() == pytest.approx(0.5 * adv.last["lambda"] * adv.last["g_loss"], rel=1e-5)
     off = Adversary(config(disc_weight=0.0))
     frozen = [p.detach().clone() for p in off.disc.parameters()]
     assert float(pass_at(off, 10, last)) == 0.0  # weight 0: never on, never trained
@@ -109,4 +109,4 @@ def test_a_tiny_adversarial_autoencoder_run_ships_no_discriminator(tmp_path):
     ckpt = load_checkpoint(out)
     assert not any("disc" in k for k in ckpt.state_dict) and ckpt.config["training"]["config"]["disc_weight"] == 0.5
     card = (out / "README.md").read_text()  # the card names the run's losses
-    assert "L1 weighted 3x at colour edges, 1 x L1 on image gradients, a 2-layer patch discriminator" in card
+    assert "loss: L1 weighted 3x at colour edges + 1 x L1 on image gradients + a 2-layer patch discriminator" in card

@@ -103,7 +103,7 @@ def _data_choices(config: dict) -> str:
 
 
 def _loss_choices(config: dict) -> str:
-    """'; loss: ...' of an autoencoder run (its edge and gradient L1 weights, its discriminator); '' for a denoiser."""
+    """', loss: ...,' of an autoencoder run (its edge and gradient L1 weights, its discriminator); '' for a denoiser."""
     if config.get("model", {}).get("type") != "autoencoder":
         return ""
     parts = [f"L1 weighted {1 + config.get('edge_weight', 0):g}x at colour edges"]
@@ -112,7 +112,7 @@ def _loss_choices(config: dict) -> str:
     if config.get("disc_weight"):
         parts.append(f"a {config.get('disc_layers', 2)}-layer patch discriminator (hinge, weight "
                      f"{config['disc_weight']:g} x the adaptive lambda) from step {config.get('disc_start', 0)}")
-    return "; loss: " + ", ".join(parts) + f", KL {config.get('kl_weight', 0):g}"
+    return ", loss: " + " + ".join(parts) + f" + KL {config.get('kl_weight', 0):g},"
 
 
 def _training_lines(training: dict) -> list[str]:
