@@ -160,7 +160,8 @@ def test_a_visitor_who_closes_the_page_takes_their_replay_frames_along(page):
     while RECORDINGS.used > before and time.time() < end:
         time.sleep(0.1)
     assert RECORDINGS.used <= before < during
-    set_number(page, "digits-replay", 1)  # the first visitor's run is still theirs to replay
+    page.get_by_role("tab", name="Digits").click()  # the first visitor's Digits run is still theirs to replay
+    set_number(page, "digits-replay", 1)
     page.wait_for_function("document.querySelector('#digits-status').textContent.includes('step 2/12')",
                            timeout=30_000)
 
