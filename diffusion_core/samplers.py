@@ -207,7 +207,7 @@ def sample(
     device = generator.device
     x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
     stochastic = sampler == "ddpm" or (sampler in ("ddim", "distilled") and eta > 0)
-    prev_t, prev_x0 = None, None
+    prev_t, prev_x0, x0_pred = None, None, None  # no x0_pred before the first step
     for index, (t, t_prev) in enumerate(plan):
         if t_prev > t:  # a RePaint jump back up; a multistep solver starts its history afresh
             x = renoise(schedule, x, t, t_prev, torch.randn(shape, generator=generator, device=device))
