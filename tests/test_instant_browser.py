@@ -6,27 +6,17 @@ import time
 
 import pytest
 
-from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401 - the same skip when chromium is missing
-from tests.test_app_api import running_app
+from tests.test_browser import page as browser_page  # noqa: F401 - the running app in Chromium, and its skip
+from tests.test_browser import pytestmark  # noqa: F401
 
 FINAL = "#digits-final img"
 
 
 @pytest.fixture(scope="module")
-def page(request, tmp_path_factory):
-    """A fresh page of the running app on the Digits tab, instant mode on and its first grid drawn."""
-    from playwright.sync_api import sync_playwright
-
-    with running_app(request, tmp_path_factory.mktemp("checkpoints")) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda error: errors.append(error))
-        page.goto(url)
-        turn_on_instant(page)
-        yield page
-        browser.close()
-        assert not errors, [f"{e}\n{e.stack}" for e in errors]
+def page(browser_page):  # noqa: F811
+    """The app's page (tests/test_browser.py) on the Digits tab, instant mode on and its first grid drawn."""
+    turn_on_instant(browser_page)
+    return browser_page
 
 
 def turn_on_instant(page) -> None:
