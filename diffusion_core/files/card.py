@@ -193,8 +193,10 @@ def _heldout_line(training: dict, picture: bool = False) -> list[str]:
         return []
     preview = (f" The linear preview (live frames) is off by {training['preview_rms']:.3f} RMS on the training "
                "sprites." if "preview_rms" in training else "")
+    palette = (f" in the decoder's {held['palette']}-colour palette (its raw output: {held['psnr_raw']:.2f} dB, "
+               f"coherence {held['coherence_raw']:.3f})" if "palette" in held else "")
     return ["", f"On {held['images']} sprites of families held out of training: PSNR {held['psnr']:.2f} dB, colour "
-                f"coherence {held['coherence']:.3f} (the originals: {held['coherence_real']:.3f}).{preview}"] + (
+                f"coherence {held['coherence']:.3f}{palette} (the originals: {held['coherence_real']:.3f}).{preview}"] + (
         ["", f"![held-out sprites (odd rows) over their reconstructions (even rows)]"
              f"(samples/step_{training.get('steps', 0):06d}.png)"] if picture else [])
 
@@ -210,5 +212,17 @@ def autoencoder_card(config: dict) -> str:
              f"{model['latent_channels']} x {side} x {side} latents, trained on "
              f"{DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
              f"- model: {json.dumps(model)}", "", "## Training", "", *_training_lines(tr), "",
-             "## Held-out reconstructions", *_heldout_line(tr, picture=True), ""]
+             "## Held-out reconstructions", *_heldout_line(tr, picture=True), *_palette_lines(config), ""]
     return "\n".join(lines)
+
+
+def _palette_lines(config: dict) -> list[str]:
+    """How the decoder's palette size was chosen: the held-out figures at each size and the command that printed
+    them."""
+    choice = config.get("palette_choice")
+    if not choice:
+        return []
+    rows = [f"| {r['palette'] or 'off'} | {r['psnr']:.2f} | {r['coherence']:.3f} |" for r in choice["sweep"]]
+    return ["", f"Palette: decoded sprites are drawn in {config['model']['palette']} colours of their own "
+                f"(`models/palette.py`), chosen on the same held-out sprites with `{choice['command']}` "
+                f"({choice['hardware']}):", "", "| colours | PSNR (dB) | coherence |", "|---|---|---|", *rows]

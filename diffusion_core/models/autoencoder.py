@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .palette import snap_to_palette
 from .unet import Attention, ResBlock
 
 
@@ -24,6 +25,7 @@ class AutoencoderConfig:
     attention: bool = True  # self-attention in the middle of both halves, at the latent's resolution
     groups: int = 8  # GroupNorm groups
     scale_factor: float = 1.0  # latents are mean * scale_factor, chosen after training for unit variance (SD: 0.18215)
+    palette: int = 0  # decode() snaps each image's figure to this many colours of its own (palette.py); 0 = off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
@@ -113,9 +115,10 @@ class Autoencoder(nn.Module):
         """The scaled latent the denoiser works on: the posterior mean times scale_factor."""
         return self.encoder(x)[0] * self.config.scale_factor
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from scaled latents."""
-        return self.decoder(z / self.config.scale_factor).clamp(-1.0, 1.0)
+    def decode(self, z: torch.Tensor, snap: bool = True) -> torch.Tensor:
+        """Images in [-1, 1] from scaled latents, drawn in the config's palette (snap=False: the decoder's output)."""
+        x = self.decoder(z / self.config.scale_factor).clamp(-1.0, 1.0)
+        return snap_to_palette(x, self.config.palette) if snap and self.config.palette else x
 
     def decode_preview(self, z: torch.Tensor) -> torch.Tensor:
         """The linear preview of decode(z): blurrier, a thousand times cheaper."""

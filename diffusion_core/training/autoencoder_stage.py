@@ -51,9 +51,9 @@ def autoencoder_loss(model: torch.nn.Module, x0: torch.Tensor, generator: torch.
 
 
 @torch.inference_mode()
-def reconstruct(model: Autoencoder, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """D(E(x)) through the posterior means, in batches."""
-    return torch.cat([model.decode(model.encode(x[i:i + batch])) for i in range(0, len(x), batch)])
+def reconstruct(model: Autoencoder, x: torch.Tensor, batch: int = 256, snap: bool = True) -> torch.Tensor:
+    """D(E(x)) through the posterior means, in batches (in the config's palette unless snap=False)."""
+    return torch.cat([model.decode(model.encode(x[i:i + batch]), snap) for i in range(0, len(x), batch)])
 
 
 @torch.inference_mode()
@@ -68,12 +68,22 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def reconstruction_report(model: Autoencoder, x: torch.Tensor) -> dict:
-    """PSNR of D(E(x)) against x (after uint8 rounding, as shown) and the median colour coherence of both."""
-    recon = to_uint8(reconstruct(model, x.to(next(model.parameters()).device)).cpu())
+    """PSNR of D(E(x)) against x (after uint8 rounding, as shown: in the config's palette where it has one) and the
+    median colour coherence of both; with a palette, the decoder's own output's figures too (`..._raw`)."""
     real = to_uint8(x)
+    report = _fidelity(model, x, real, True) | {"coherence_real": float(np.median(smooth_neighbours(real))),
+                                                  "images": len(x)}
+    if model.config.palette:
+        raw = _fidelity(model, x, real, False)
+        report |= {"palette": model.config.palette, "psnr_raw": raw["psnr"], "coherence_raw": raw["coherence"]}
+    return report
+
+
+def _fidelity(model: Autoencoder, x: torch.Tensor, real: np.ndarray, snap: bool) -> dict:
+    """PSNR and median coherence of the uint8 reconstructions of x (snapped to the palette or not)."""
+    recon = to_uint8(reconstruct(model, x.to(next(model.parameters()).device), snap=snap).cpu())
     return {"psnr": psnr(torch.from_numpy(recon) / 127.5, torch.from_numpy(real) / 127.5),
-            "coherence": float(np.median(smooth_neighbours(recon))),
-            "coherence_real": float(np.median(smooth_neighbours(real))), "images": len(x)}
+            "coherence": float(np.median(smooth_neighbours(recon)))}
 
 
 def preview_reconstructions(model: Autoencoder, heldout: Dataset, path: Path) -> None:
