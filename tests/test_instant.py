@@ -38,3 +38,15 @@ def test_bad_settings_raise_value_error(pipe, bad):
     kw = dict(guidance=2.0, label="all", seed=0, per_label=1) | bad
     with pytest.raises(ValueError):
         instant_grid(pipe, "digits", **kw)
+
+
+def test_the_grid_is_held_to_instant_max_and_the_status_says_so(pipe):
+    """The tab's default 4 per label would be 40 digits, too many to redraw while a slider moves: 1 per label."""
+    grid, status = instant_grid(pipe, "digits", 2.0, "all", 0, 4)
+    one_each, _ = instant_grid(pipe, "digits", 2.0, "all", 0, 1)
+    assert np.array_equal(grid, one_each)
+    assert "10 of the 40 asked" in status and "of 10 samples" in status
+    sixteen, status = instant_grid(pipe, "digits", 2.0, "7", 0, 20)
+    assert "16 of the 20 asked" in status
+    _, status = instant_grid(pipe, "digits", 2.0, "7", 0, 16)
+    assert "Generate draws them all" not in status

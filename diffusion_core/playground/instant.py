@@ -13,18 +13,21 @@ from ..training.distill import DistillConfig
 from .checks import check_number
 from .runs import MAX_SAMPLES, MAX_SEED, check_label
 
+INSTANT_MAX = 16  # digits an instant grid draws at most: label 'all' -> 1 per label (benchmarks/RESULTS.md, redraw)
+
 
 def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_max: float = DistillConfig.g_max
                  ) -> tuple[np.ndarray, str]:
     """(tagged grid of the final samples, status line) of one few-step run at the checkpoint's own sampler and
     steps, under bf16 autocast where the machine runs it natively (fast.py); g is held to [0, g_max], the range
-    the student was distilled for."""
+    the student was distilled for, and the grid to INSTANT_MAX samples (1 per label with label 'all')."""
     from .viz import final_tags, tag_summary, tagged_grid
 
     g = min(check_number("guidance scale", guidance, 0, 10), g_max)
     lab = check_label(label, pipe.info.class_names)
     rows = len(pipe.info.class_names) if lab == "all" else 1
-    per_label = check_number("samples", per_label, 1, MAX_SAMPLES[tab] // rows, integer=True)
+    asked = check_number("samples", per_label, 1, MAX_SAMPLES[tab] // rows, integer=True)
+    per_label = min(asked, max(1, INSTANT_MAX // rows))  # a grid small enough to redraw while a slider moves
     seed = check_number("seed", seed, 0, MAX_SEED, integer=True)
     start, fast = time.perf_counter(), pipe.with_options(default_options(pipe.device))
     x, labels = fast.generate(per_label * rows, seed=seed, label=lab, guidance=g)
@@ -32,6 +35,8 @@ def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_m
     tags = final_tags(pipe, x, images, [] if labels is None else labels.tolist())
     d = pipe.info.sampling
     held = f" (held at {g_max:g}, the most it was distilled for)" if float(guidance) > g_max else ""
+    fewer = (f"; {per_label * rows} of the {asked * rows} asked, so that it redraws as you move: Generate draws them"
+             " all" if per_label < asked else "")
     status = (f"Instant: {d.steps} distilled steps at g = {g:g}{held} in {time.perf_counter() - start:.2f} s"
-              f"{tag_summary(pipe, tags)}")
+              f"{fewer}{tag_summary(pipe, tags)}")
     return tagged_grid(images, tags, per_label, 56), status
