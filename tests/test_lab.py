@@ -54,6 +54,20 @@ def test_bad_drawings_are_refused_with_a_message(kw, message):
         points2d.drawn_points(**kw)
 
 
+def test_a_pasted_million_points_is_refused_without_holding_them():
+    import tracemalloc
+
+    text = "0.5 0.25\n" * 1_000_000  # 9 MB of text; its 2,000,000 numbers as strings would be about 120 MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="too many points: 1,000,000 given"):
+            points2d.parse_points(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20, peak
+
+
 def test_a_dot_is_refused_and_strokes_words_and_points_are_normalised_into_the_square():
     dot = np.full((280, 280, 4), 0, np.uint8)
     dot[130:145, 130:145] = (0, 0, 0, 255)

@@ -79,11 +79,16 @@ def checked_points(points: np.ndarray) -> np.ndarray:
     return normalise(points)
 
 
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def parse_points(text: str) -> np.ndarray:
-    """Points typed or pasted as text, 'x y' (or 'x, y') per line or pair, as [N, 2] (y up)."""
-    numbers = re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text or "")
-    if len(numbers) > 2 * MAX_POINTS:
-        raise ValueError(f"too many points: {len(numbers) // 2:,} given, at most {MAX_POINTS:,}")
+    """Points typed or pasted as text, 'x y' (or 'x, y') per line or pair, as [N, 2] (y up). Too many are counted
+    without being kept, so a pasted million costs no memory beyond its text."""
+    count = sum(1 for _ in NUMBER.finditer(text or ""))
+    if count > 2 * MAX_POINTS:
+        raise ValueError(f"too many points: {count // 2:,} given, at most {MAX_POINTS:,}")
+    numbers = NUMBER.findall(text or "")
     if len(numbers) % 2:
         raise ValueError(f"points come in pairs 'x y': got {len(numbers)} numbers")
     return np.asarray(numbers, dtype=np.float64).reshape(-1, 2)
