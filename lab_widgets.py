@@ -16,7 +16,7 @@ from diffusion_core.data import points2d
 from diffusion_core.pipeline import Pipeline
 from diffusion_core.playground import runs as pg
 from diffusion_core.samplers import FLOW_SAMPLERS
-from widgets import FLOW_SAMPLER_CHOICES, ink_pad
+from widgets import FLOW_SAMPLER_CHOICES, header_checked, ink_pad
 
 ROOT = Path(__file__).resolve().parent
 DATASETS = [("spiral", "spiral"), ("two moons", "moons"), ("8 Gaussians", "gaussians"),
@@ -91,8 +91,8 @@ def train_section() -> dict:
             c["stop"] = gr.Button("Stop training", variant="stop", elem_id="lab-train-stop")
     with gr.Accordion("✏️ Draw your own dataset", open=False):
         gr.Markdown(DRAW_TEXT)
-        c["pad"] = gr.Sketchpad(image_mode="RGBA", type="numpy", layers=False, format="png", elem_id="lab-sketch",
-                                **ink_pad("Draw a shape"))
+        c["pad"] = header_checked(gr.Sketchpad(image_mode="RGBA", type="numpy", layers=False, format="png",
+                                               elem_id="lab-sketch", **ink_pad("Draw a shape")))
         c["word"] = gr.Textbox(label="or a word", max_length=points2d.MAX_WORD, elem_id="lab-word")
         c["points"] = gr.Textbox(label="or points, 'x y' per line", lines=3, elem_id="lab-points")
     return c

@@ -122,6 +122,13 @@ def test_a_sprite_editor_checks_its_background_too(url, files, round_trip):
     assert "too large: 12000 x 12000 pixels" in text and seconds < 2 * round_trip + 1 and extra_mb < 100
 
 
+def test_the_spiral_labs_drawing_pad_checks_its_picture_too(url, files, round_trip):
+    client = Client(url, download_files=False, verbose=False)
+    text, seconds, extra_mb = refused(lambda: client.predict("drawing", "diffusion", 100, 60, editor(files["huge"]),
+                                                             "", "", api_name="/spiral_train"))
+    assert "too large: 12000 x 12000 pixels" in text and seconds < 2 * round_trip + 1 and extra_mb < 100
+
+
 def blob(url: str, client: Client, path: Path, index: str = "null") -> httpx.Response:
     """Send a picture to the digits pad as a browser does before its event (the editor's accept_blobs)."""
     (component,) = [c["id"] for c in client.config["components"]
