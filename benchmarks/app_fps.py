@@ -1,6 +1,7 @@
 """Frames per second the app's pages *display* in headless Chromium, time to first frame, and start-up time.
 
     .venv/bin/python -m benchmarks.app_fps [--checkpoints DIR] [--threads 1] [--json out.json]
+        [--only LABEL_PART ...] [--repeat N]
 
 Starts `python app.py` (and, for comparison, a bare one-Markdown Gradio app) as subprocesses and times
 how long each takes to serve its page. Then drives the app with Playwright + Debian Chromium
@@ -35,6 +36,8 @@ RUNS = [
     ("spiral", "Spiral", "layers on, flow matching: Euler 300 steps, 1000 points",
      {"layer:paths": True, "layer:field": True, "layer:density": True, "model:shipped, flow matching": True,
       "steps": 300}),
+    ("spiral", "Spiral", "5000 points, DDPM 1000 steps, with paths, field and density",  # not 'layers': --only
+     {"samples": 5000, "layer:paths": True, "layer:field": True, "layer:density": True}),
     ("digits", "Digits", "display-bound (1 digit, DDIM 300 steps, g = 1)",
      {"steps": 300, "samples": 1, "guidance": 1, "label": "3", "refresh": 0.04}),
     ("digits", "Digits", "default (40 digits, DDIM 20 steps, g = 2)", {}),
@@ -169,10 +172,12 @@ def main() -> None:
     parser.add_argument("--checkpoints", help="PLAYGROUND_CHECKPOINTS folder (default: the app's own config)")
     parser.add_argument("--threads", default="1", help="torch threads of the app (PLAYGROUND_THREADS)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--only", help="only the runs whose label contains this (e.g. 'layers')")
+    parser.add_argument("--only", nargs="+", help="only the runs whose label contains one of these (e.g. 'layers')")
+    parser.add_argument("--repeat", type=int, default=1, help="the chosen runs this many times, in turn")
     args = parser.parse_args()
     if args.only:
-        RUNS[:] = [run for run in RUNS if args.only in run[2]]
+        RUNS[:] = [run for run in RUNS if any(part in run[2] for part in args.only)]
+    RUNS[:] = RUNS * args.repeat
     env = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PLAYGROUND_THREADS": args.threads}
     if args.checkpoints:
         env["PLAYGROUND_CHECKPOINTS"] = args.checkpoints
