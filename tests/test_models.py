@@ -73,7 +73,8 @@ def test_refine_head_starts_as_the_unet_it_is_added_to():
 def test_refine_head_sees_x_t_at_full_resolution():
     """With the UNet's last conv at zero (its init) the UNet's output is 0 whatever x_t is, so a pixel of x_t can
     move the output only through the head's own x_t input (16 x 16, where the patched UNet sees 8 x 8): a head fed
-    anything else stays put."""
+    anything else stays put. The nudge moves two pixels of one 2 x 2 patch in opposite directions, which a head fed
+    x_t at the patches' resolution (their mean) would not see either."""
     torch.manual_seed(0)
     config = UNetConfig(in_channels=3, image_size=16, patch_size=2, base_channels=8, channel_mults=(1, 2), groups=4,
                         num_classes=4, refine_channels=8)
@@ -82,6 +83,7 @@ def test_refine_head_sees_x_t_at_full_resolution():
     x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.tensor([0, 4])
     nudged = x.clone()
     nudged[:, :, 0, 0] += 1.0
+    nudged[:, :, 1, 1] -= 1.0
     change = headed(nudged, t, y) - headed(x, t, y)
     assert change[:, :, :3, :3].abs().min() > 1e-4  # every channel next to the pixel moves
     assert change[:, :, :3, :3].abs().mean() > change[:, :, 8:, 8:].abs().mean()  # and most near it
