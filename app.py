@@ -270,8 +270,8 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
         runs[f"{tab}_sketch"] = drawing[2].click(make_complete(tab), [*drawing[:2], *inputs], outputs,
                                                 api_name=f"{tab}_sketch", show_progress_on=[status], **SAMPLING)
     if edits:
-        runs |= wire_editing(tab, edits, inputs, outputs, Context(STORE, to_page, gpu, shown_in_page, GIF_DIR),
-                             [replay_step, gif], **SAMPLING)
+        ctx = Context(lambda: STORE, to_page, gpu, shown_in_page, GIF_DIR)
+        runs |= wire_editing(tab, edits, inputs, outputs, ctx, [replay_step, gif], **SAMPLING)
     stop.click(None, None, None, cancels=list(runs.values()), api_name=f"{tab}_stop", api_visibility="private")
     gr.on([go.click, *([drawing[2].click] if drawing else [])], lambda: (gr.update(visible=False),) * (2 + len(why)),
           None, [replay_step, gif, *why], queue=False, api_name=f"{tab}_new_run", api_visibility="private")

@@ -39,7 +39,7 @@ class Context(NamedTuple):
     """What the handlers take from app.py: the model store, the page adapter of a stream, the GPU decorator, the
     error adapter and the GIF folder."""
 
-    store: pg.ModelStore
+    store: Callable[[], pg.ModelStore]  # app.STORE at the time of the call
     to_page: Callable
     gpu: Callable
     shown_in_page: Callable
@@ -100,7 +100,7 @@ def handlers(tab: str, ctx: Context) -> dict[str, Callable]:
     def inpaint(picture, mask: str, r: float, j: float, sampler: str, steps: float, eta: float, guidance: float,
                 label: str, seed: float, samples: float, refresh_s: float, progress=gr.Progress()):
         with ctx.shown_in_page():
-            pipe = ctx.store.get(tab)
+            pipe = ctx.store().get(tab)
             s = pg.check_settings(pipe, tab, sampler, steps, eta, guidance, label, seed, samples, refresh_s)
             image, brush = ev.editor_picture(picture, pipe.image_shape)
             stream = ev.inpaint_stream(pipe, s, image, ev.request_hole(mask, brush), r, j)
@@ -110,14 +110,14 @@ def handlers(tab: str, ctx: Context) -> dict[str, Callable]:
     def interpolate(seed_b: float, label_b: str, frames: float, steps: float, guidance: float, label: str,
                     seed: float, refresh_s: float, progress=gr.Progress()):
         with ctx.shown_in_page():
-            pipe = ctx.store.get(tab)
+            pipe = ctx.store().get(tab)
             s = pg.check_settings(pipe, tab, "ddim", steps, 0, guidance, label, seed, 1, refresh_s)
             yield from ctx.to_page(ev.interpolate_stream(pipe, s, seed_b, label_b, frames, ctx.gif_dir), progress)
 
     @ctx.gpu
     def compare(steps: float, guidance: float, label: str, seed: float, refresh_s: float, progress=gr.Progress()):
         with ctx.shown_in_page():
-            pipe = ctx.store.get(tab)
+            pipe = ctx.store().get(tab)
             s = pg.check_settings(pipe, tab, "ddim", steps, 0, guidance, label, seed, 1, refresh_s)
             yield from ctx.to_page(ev.compare_stream(pipe, s), progress)
 
