@@ -65,25 +65,29 @@ def running_app(request: pytest.FixtureRequest, base: Path):
 
 
 @contextmanager
-def paced(tab: str, seconds: float):
-    """Every call of the running app's `tab` model first sleeps `seconds`: a test that must see a run in progress
-    (or stop it there) makes its own slowness instead of relying on a slow machine; the model still computes.
-    Yields the list of the calls' start times, which grows while a run computes."""
-    import app
+def slowed(owner, name: str, seconds: float):
+    """Every call of `owner.name` first sleeps `seconds`, then computes as before: a test that must see a run in
+    progress (or stop it there) makes its own slowness instead of relying on a slow machine. Yields the list of
+    the calls' start times, which grows while the run computes."""
+    function, calls = getattr(owner, name), []
 
-    pipe = app.STORE.get(tab)
-    model, calls = pipe.model, []
-
-    def slow_model(*args):
+    def slow(*args, **kwargs):
         calls.append(time.monotonic())
         time.sleep(seconds)
-        return model(*args)
+        return function(*args, **kwargs)
 
-    pipe.model = slow_model
+    setattr(owner, name, slow)
     try:
         yield calls
     finally:
-        pipe.model = model
+        setattr(owner, name, function)
+
+
+def paced(tab: str, seconds: float):
+    """`slowed` on the running app's `tab` model: every call of it first sleeps `seconds`."""
+    import app
+
+    return slowed(app.STORE.get(tab), "model", seconds)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.test_app_api import points, sketch_file, url  # noqa: F401 - url: the app's fixture
+from diffusion_core.training import live_training
+from tests.test_app_api import points, sketch_file, slowed, url  # noqa: F401 - url: the app's fixture
 
 NO_DRAWING = {"background": None, "layers": [], "composite": None, "id": None}
 
@@ -51,7 +52,7 @@ def test_two_sessions_train_at_once_and_each_samples_its_own_model(url):  # noqa
     def run(client: Client, dataset: str) -> list[tuple[float, str]]:
         return [(time.monotonic(), status) for status, _ in train(client, dataset, steps=800)]
 
-    with ThreadPoolExecutor(2) as pool:
+    with slowed(live_training, "noisy_batch", 0.002), ThreadPoolExecutor(2) as pool:  # each run takes >= 1.6 s
         ran = list(pool.map(run, (a, b), ("moons", "gaussians")))
     (a_first, _), (a_last, a_status) = ran[0][0], ran[0][-1]
     (b_first, _), (b_last, b_status) = ran[1][0], ran[1][-1]
@@ -65,15 +66,28 @@ def test_two_sessions_train_at_once_and_each_samples_its_own_model(url):  # noqa
         session(url).predict("ddim", 50, 0.0, 0, 500, 0.05, "spiral", "trained", api_name="/spiral")
 
 
+def slots_back(timeout: float = 60.0) -> None:
+    """Wait until every live-training slot is free again: the trainings started have ended or been closed."""
+    end = time.monotonic() + timeout
+    while live_training.TRAININGS._value < live_training.MAX_TRAININGS:  # a BoundedSemaphore's count of free slots
+        assert time.monotonic() < end, f"a training still holds its slot after {timeout:g} s"
+        time.sleep(0.05)
+
+
 def test_stop_during_training_keeps_what_was_learned(url):  # noqa: F811
+    """The Stop lands while the training is going on any machine (a training step takes >= 2 ms: 20,000 take
+    >= 40 s), and ends it: the steps already asked for run on to the next preview (400 steps on), no further,
+    and the training gives its slot back. A Stop that only leaves the stream lets the training go on."""
     client = session(url)
-    job = train(client, "checkerboard", steps=20_000)
-    for status, _ in job:
-        if status.startswith("Training: step"):
-            job.cancel()
-            break
-    stopped_at = int(status.split("step ")[1].split("/")[0].replace(",", ""))
-    assert 0 < stopped_at < 20_000
+    with slowed(live_training, "noisy_batch", 0.002) as calls:
+        job = train(client, "checkerboard", steps=20_000)
+        for status, _ in job:
+            if status.startswith("Training: step"):
+                job.cancel()
+                break
+        stopped_at = int(status.split("step ")[1].split("/")[0].replace(",", ""))
+        slots_back()
+        assert 0 < stopped_at <= len(calls) <= stopped_at + 800 < 20_000
     value, gen_status = client.predict("ddim", 20, 0.0, 0, 200, 0.05, "spiral", "trained", api_name="/spiral")
     assert value["done"] and "to the checkerboard" in gen_status
     statuses = [s for s, _ in train(client, "moons", steps=100)]  # the slot was given back
