@@ -68,7 +68,7 @@ def running_app(request: pytest.FixtureRequest, base: Path):
 def slowed(owner, name: str, seconds: float):
     """Every call of `owner.name` first sleeps `seconds`, then computes as before: a test that must see a run in
     progress (or stop it there) makes its own slowness instead of relying on a slow machine. Yields the list of
-    the calls' start times, which grows while the run computes."""
+    the calls' start times, which grows while the run computes; fails if nothing called it (a blind pacing)."""
     function, calls = getattr(owner, name), []
 
     def slow(*args, **kwargs):
@@ -81,6 +81,7 @@ def slowed(owner, name: str, seconds: float):
         yield calls
     finally:
         setattr(owner, name, function)
+    assert calls, f"{name} was never called: the slowness did not reach the run it was meant to pace"
 
 
 def paced(tab: str, seconds: float):
