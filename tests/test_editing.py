@@ -279,3 +279,31 @@ def test_samplers_side_by_side_on_the_shipped_spiral_report_each_ones_distance_t
     assert len(frames[-1].outputs) == 3 and all(plot["done"] for plot in frames[-1].outputs)
     for n, name in ev.SAMPLER_NAMES.items():
         assert f"{name} {finals[n].total} steps: {distance[n]:.3f}, " in frames[-1].status
+
+
+def test_samplers_side_by_side_on_another_points_set_are_captioned_replayed_and_animated(tmp_path):
+    """The shipped moons model measured against the moons (lab.measure_for): each live plot carries its backdrop and
+    a caption that gives, once that sampler is done, its distance to the data and its seconds; a finished plot is
+    not sent again until the last frame; the recording keeps the three runs as groups, replayed as three captioned
+    plots and drawn side by side in the GIF."""
+    from diffusion_core.playground import lab, viz
+    from diffusion_core.playground.runs import replay_frame
+
+    moons, measure = Pipeline.load("checkpoints/moons", device=torch.device("cpu")), lab.measure_for("moons")
+    s = RunSettings(sampler="ddim", steps=10, eta=0.0, guidance=0.0, label=None, seed=3, num=100, per_row=1,
+                    refresh_s=0.02)
+    frames = list(ev.compare_stream(moons, s, measure))
+    last, rec = frames[-1], frames[-1].rec
+    assert rec.groups == ("DDPM, 1000 steps", "DDIM, 10 steps", "DPM-Solver++, 10 steps")
+    for plot, title in zip(last.outputs, rec.groups):
+        assert plot["done"] and plot["cloud"] and plot["caption"].startswith(f"{title}: ")
+        assert " from the two moons, " in plot["caption"]
+    assert last.status.startswith("Done · mean distance to the two moons: DDPM 1000 steps: ")
+    assert frames[0].outputs[1]["caption"] == "DDIM, 10 steps: step 1/10"
+    assert all(f.outputs[1] is None for f in frames[:-1] if f.step > 1000)  # DDIM was done: not sent again
+    replayed = replay_frame(rec, rec.total - 1)
+    assert [v["caption"] for v in replayed.outputs] == list(rec.groups)
+    assert [v["xt"] for v in replayed.outputs] != [replayed.outputs[0]["xt"]] * 3
+    picture = viz.replay_picture(rec, rec.total - 1)
+    assert picture.shape[1] >= 3 * 280  # the three runs' x_t side by side
+    assert viz.run_gif(rec, tmp_path).exists()

@@ -14,10 +14,10 @@ from PIL import Image
 
 from .. import editing
 from ..data.datasets import from_uint8
-from ..evaluation.metrics import spiral_distance
 from ..files.pictures import save_gif
 from ..pipeline import Pipeline
 from ..samplers import StepOutput, timestep_plan
+from .lab import Measure
 from .recording import Recording, compact
 from .runs import LiveFrame, RunSettings, check_label, check_number, record_run
 from .sketch import picture_array, unenlarged
@@ -151,30 +151,33 @@ def strip_gif(images: np.ndarray, folder: Path) -> Path:
     return path
 
 
-def compare_stream(pipe: Pipeline, s: RunSettings) -> Iterator[LiveFrame]:
+def compare_stream(pipe: Pipeline, s: RunSettings, measure: Measure | None = None) -> Iterator[LiveFrame]:
     """DDPM, DDIM and DPM-Solver++ live from one noise, per displayed frame. Images (one per sampler): outputs (x_t
     of the three, x0_pred of the three, the final samples tagged with their steps, seconds and reading). Points
-    (the spiral, s.num per sampler): a live plot value per sampler; at the end, each one's distance to the curve."""
+    (s.num per sampler): a live plot value per sampler, captioned with its mean distance to the data (`measure`,
+    default the spiral's curve) and its seconds once it is done; the recording keeps the three as groups."""
     label, names = one_label(s.label, pipe), list(SAMPLER_NAMES)
     num = 1 if pipe.info.is_image else s.num
+    totals = {n: len(timestep_plan(n, pipe.schedule.T, None if n == "ddpm" else s.steps)) for n in names}
     latest: dict[str, StepOutput] = {}
-    seconds, totals = {}, {}
+    seconds: dict[str, float] = {}
 
     def ticks() -> Iterator[StepOutput]:
         run = editing.compare_samplers(pipe, s.seed, s.steps, num, label=label, guidance=s.guidance)
         for tick, st in enumerate(run):
-            latest[st.sampler], seconds[st.sampler], totals[st.sampler] = st.out, st.seconds, st.total
+            latest[st.sampler], seconds[st.sampler] = st.out, st.seconds
             if len(latest) == len(names):
                 yield StepOutput(tick, latest["ddpm"].t, torch.cat([latest[n].x_t for n in names]),
                                  torch.cat([latest[n].x0_pred for n in names]))
 
-    total = pipe.schedule.T + 2 * len(timestep_plan("ddim", pipe.schedule.T, s.steps))
-    for out, rec in record_run(pipe, ticks(), total, len(names), [], s.refresh_s):
+    groups = () if pipe.info.is_image else tuple(f"{SAMPLER_NAMES[n]}, {totals[n]} steps" for n in names)
+    reached: dict[str, float] = {}  # each points run's distance to the data, once it is done
+    for out, rec in record_run(pipe, ticks(), sum(totals.values()), len(names), [], s.refresh_s, groups=groups):
         progress = " · ".join(f"{SAMPLER_NAMES[n]} {latest[n].index + 1}/{totals[n]}" for n in names)
         if pipe.info.is_image:
             yield images_compared(pipe, out, rec, progress, label, seconds, totals)
         else:
-            yield points_compared(out, rec, progress, latest, seconds, totals)
+            yield points_compared(out, rec, progress, latest, seconds, totals, reached, measure or Measure())
 
 
 def images_compared(pipe: Pipeline, out: StepOutput, rec: Recording, progress: str, label: int | None,
@@ -192,15 +195,27 @@ def images_compared(pipe: Pipeline, out: StepOutput, rec: Recording, progress: s
 
 
 def points_compared(out: StepOutput, rec: Recording, progress: str, latest: dict[str, StepOutput],
-                    seconds: dict[str, float], totals: dict[str, int]) -> LiveFrame:
-    """A comparison on points: one live plot value per sampler (viz.spiral_frame); at the end the status gives each
-    one's steps, seconds and the mean distance of its samples to the true curve (metrics.spiral_distance)."""
-    names = list(SAMPLER_NAMES)
-    parts = dict(zip(names, zip(out.x_t.chunk(len(names)), out.x0_pred.chunk(len(names)))))
-    plots = tuple(spiral_frame(latest[n].index, totals[n], latest[n].t, *parts[n], latest[n].index == totals[n] - 1)
-                  for n in names)
-    if out.index < rec.total - 1:
-        return LiveFrame(out.index, plots, progress, rec)
-    status = "Done · mean distance to the spiral: " + " · ".join(
-        f"{SAMPLER_NAMES[n]} {totals[n]} steps: {spiral_distance(parts[n][0]):.3f}, {seconds[n]:.2f} s" for n in names)
-    return LiveFrame(out.index, plots, status, rec)
+                    seconds: dict[str, float], totals: dict[str, int], reached: dict[str, float],
+                    measure: Measure) -> LiveFrame:
+    """A comparison on points: one live plot value per sampler (viz.spiral_frame over the data's backdrop), captioned
+    with its title (Recording.groups) and its steps so far, or once it is done its mean distance to the data
+    (`reached`: measured once) and seconds; a finished sampler's plot is sent once more only with the last frame
+    (None meanwhile: unchanged). At the end the status gives all three."""
+    parts = dict(zip(SAMPLER_NAMES, zip(out.x_t.chunk(len(totals)), out.x0_pred.chunk(len(totals)))))
+    last, plots = out.index == rec.total - 1, []
+    for (n, total), title in zip(totals.items(), rec.groups):
+        step, (x_t, x0_pred) = latest[n].index, parts[n]
+        if n in reached and not last:
+            plots.append(None)
+            continue
+        if step == total - 1:
+            reached[n] = measure.distance(x_t)
+        caption = (f"{title}: {reached[n]:.3f} from {measure.words}, {seconds[n]:.2f} s" if n in reached else
+                   f"{title}: step {step + 1}/{total}")
+        plots.append(spiral_frame(step, total, latest[n].t, x_t, x0_pred, step == total - 1, cloud=measure.cloud)
+                     | {"caption": caption})
+    if not last:
+        return LiveFrame(out.index, tuple(plots), progress, rec)
+    status = f"Done · mean distance to {measure.words}: " + " · ".join(
+        f"{SAMPLER_NAMES[n]} {totals[n]} steps: {reached[n]:.3f}, {seconds[n]:.2f} s" for n in totals)
+    return LiveFrame(out.index, tuple(plots), status, rec)

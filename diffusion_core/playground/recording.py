@@ -37,6 +37,7 @@ class Recording:
     steps: dict[int, tuple[int, np.ndarray, np.ndarray]] = field(default_factory=dict)
     gif: tuple[int, Path] | None = None  # (number of steps it shows, file), made once per recording
     released: bool = False  # its frames were dropped by the RecordingBudget
+    groups: tuple[str, ...] = ()  # points of runs side by side, concatenated in equal parts: their titles
 
     def add(self, out: StepOutput, budget: RecordingBudget | None = None) -> None:
         """Keep `out` if it falls on the stride (or is the last step), counted against `budget`."""

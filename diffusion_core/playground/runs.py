@@ -139,11 +139,12 @@ def live_run(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None
 
 
 def record_run(pipe: Pipeline, run: Iterator[StepOutput], total: int, per_row: int, labels: list[int],
-               refresh_s: float, finish: Callable[[torch.Tensor], torch.Tensor] | None = None
-               ) -> Iterator[tuple[StepOutput, Recording]]:
+               refresh_s: float, finish: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               groups: tuple[str, ...] = ()) -> Iterator[tuple[StepOutput, Recording]]:
     """Record every step of a run (Generate's, or editing's: inpainting, interpolation, samplers side by side) for
     replay, and yield (step, recording) only when a frame is due (and last). A latent model's steps are shown in
-    pixels: the linear preview while streaming, the decoder for the last one (then `finish` on its x_t)."""
+    pixels: the linear preview while streaming, the decoder for the last one (then `finish` on its x_t). `groups`:
+    the titles of runs side by side whose points each step concatenates (Recording.groups)."""
     rec, throttle = None, Throttle(refresh_s)
     try:
         for out in run:
@@ -152,7 +153,8 @@ def record_run(pipe: Pipeline, run: Iterator[StepOutput], total: int, per_row: i
                 out = replace(out, x_t=finish(out.x_t))
             if rec is None:  # x_t and x0_pred kept as uint8 pixels or float16 points
                 per_step = 2 * out.x_t.numel() * (1 if pipe.info.is_image else 2)
-                rec = Recording(total, max(1, math.ceil(total * per_step / RECORD_BYTES)), per_row, labels)
+                rec = Recording(total, max(1, math.ceil(total * per_step / RECORD_BYTES)), per_row, labels,
+                                groups=groups)
             rec.add(out, RECORDINGS)
             if out.index == total - 1 or throttle.due():
                 yield out, rec
@@ -206,7 +208,8 @@ def image_stream(pipe: Pipeline, s: RunSettings, x0: torch.Tensor | None = None)
 
 
 def replay_frame(rec: Recording | None, step) -> LiveFrame:
-    """What the page shows for a recorded step: the spiral's plot value (as final points) or the two grids."""
+    """What the page shows for a recorded step: the spiral's plot value (as final points; one per group of runs
+    side by side, captioned with its title) or the two grids."""
     from .viz import display_grid, spiral_frame, step_caption
 
     if rec is None:
@@ -215,6 +218,10 @@ def replay_frame(rec: Recording | None, step) -> LiveFrame:
     t, x_t, x0_pred = rec.steps.get(i) or rec.steps[rec.nearest(step)]  # released meanwhile: nearest says so
     if x_t.dtype == np.uint8:
         outputs = display_grid(x_t, rec.per_row), display_grid(x0_pred, rec.per_row)
+    elif rec.groups:
+        parts = zip(np.split(x_t, len(rec.groups)), np.split(x0_pred, len(rec.groups)))
+        outputs = tuple(spiral_frame(i, rec.total, t, a, b, done=True) | {"caption": title}
+                        for title, (a, b) in zip(rec.groups, parts))
     else:
         outputs = (spiral_frame(i, rec.total, t, x_t, x0_pred, done=True),)
     return LiveFrame(i, outputs, step_caption(i, rec.total, t), rec)

@@ -175,10 +175,14 @@ def step_caption(step: int, total: int, t: int) -> str:
 
 
 def replay_picture(rec, index: int) -> np.ndarray:
-    """x_t beside x0_pred of step `index` of a playground Recording, as one titled RGB picture."""
+    """x_t beside x0_pred of step `index` of a playground Recording, as one titled RGB picture (runs side by side,
+    Recording.groups: each run's x_t, titled, side by side)."""
     t, x_t, x0_pred = rec.steps[index]
-    curve = None if x_t.dtype == np.uint8 else spiral_points()
-    return pair_picture(x_t, x0_pred, step_caption(index, rec.total, t), rec.per_row, curve)
+    curve, caption = None if x_t.dtype == np.uint8 else spiral_points(), step_caption(index, rec.total, t)
+    if not rec.groups:
+        return pair_picture(x_t, x0_pred, caption, rec.per_row, curve)
+    return with_title(side_by_side([with_title(scatter_image(points, 280, 3.0, curve), title) for title, points in
+                                    zip(rec.groups, np.split(x_t, len(rec.groups)))]), caption)
 
 
 def run_gif(rec, folder: Path, max_frames: int = 48) -> Path:
