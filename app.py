@@ -257,9 +257,14 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
             why = [strip_note(tab, edits)] if edits else []  # why slerp, directly under an interpolation strip
     state = gr.State(None, time_to_live=1800)
     outputs = [*live, *final, status, state]
+    lab_runs = {}  # the lab's samplers side by side: its own plots, replay and GIF; the tab's Stop
     if lab_parts:  # Generate also takes the dataset, model, layers and the session's trained model
-        inputs = [*inputs, *lab_widgets.wire_lab(lab_parts, lab_outputs, inputs, lab_widgets.LabContext(
-            lambda: STORE, gpu, shown_in_page))]
+        lab_inputs, lab_runs = lab_widgets.wire_lab(lab_parts, lab_outputs, inputs, lab_widgets.LabContext(
+            lambda: STORE, gpu, shown_in_page, to_page))
+        inputs = [*inputs, *lab_inputs]
+        v = lab_outputs
+        replayable("spiral_compare_samplers", lab_runs, v["samplers_state"], v["samplers_replay"], v["samplers_gif"],
+                   v["samplers_status"], v["samplers_plots"])
     runs = {tab: go.click(HANDLERS[tab], inputs, outputs, api_name=tab, show_progress_on=[status], **SAMPLING)}
     if fast is not None:  # every move of g, the label, the seed or the samples redraws; only the newest is computed
         guidance, label, seed, samples = inputs[3:7]
@@ -272,14 +277,22 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
     if edits:
         ctx = Context(lambda: STORE, to_page, gpu, shown_in_page, GIF_DIR)
         runs |= wire_editing(tab, edits, inputs, outputs, ctx, [replay_step, gif], **SAMPLING)
-    stop.click(None, None, None, cancels=list(runs.values()), api_name=f"{tab}_stop", api_visibility="private")
+    stop.click(None, None, None, cancels=[*runs.values(), *lab_runs.values()], api_name=f"{tab}_stop",
+               api_visibility="private")
     gr.on([go.click, *([drawing[2].click] if drawing else [])], lambda: (gr.update(visible=False),) * (2 + len(why)),
           None, [replay_step, gif, *why], queue=False, api_name=f"{tab}_new_run", api_visibility="private")
-    for name, event in runs.items():  # also after Stop: replay and GIF of the steps so far
-        event.then(finish_run, state, [replay_step, gif, status], api_name=f"{name}_gif", show_progress="hidden")
-    replay_step.input(replay, [replay_step, state], [*live, status], api_name=f"{tab}_replay",
-                      trigger_mode="always_last", show_progress="hidden")
+    replayable(tab, runs, state, replay_step, gif, status, live)
     demo.load(lambda: model_info(tab), None, [info, *inputs[:3 if tab == "spiral" else 4]], api_name=f"{tab}_info")
+
+
+def replayable(name: str, runs: dict, state: gr.State, replay_step: gr.Slider, gif: gr.File, status: gr.Markdown,
+               live: list) -> None:
+    """After each run (api_name RUN_gif), also after Stop: the replay slider over its steps and its GIF; moving the
+    slider (api_name NAME_replay) shows a recorded step in the `live` outputs."""
+    for run, event in runs.items():
+        event.then(finish_run, state, [replay_step, gif, status], api_name=f"{run}_gif", show_progress="hidden")
+    replay_step.input(replay, [replay_step, state], [*live, status], api_name=f"{name}_replay",
+                      trigger_mode="always_last", show_progress="hidden")
 
 
 def how_tab(demo: gr.Blocks, tab: gr.Tab) -> None:

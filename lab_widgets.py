@@ -3,12 +3,13 @@ plot, live training on a named or drawn dataset, and flow matching against diffu
 their texts, thin handlers and their wiring; the work is diffusion_core.playground.lab, lab_views and live_training."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import gradio as gr
 
-from diffusion_core.playground import lab, lab_views
+from diffusion_core.playground import editing_views, lab, lab_views
 
 from diffusion_core.training import live_training
 
@@ -16,7 +17,7 @@ from diffusion_core.data import points2d
 from diffusion_core.pipeline import Pipeline
 from diffusion_core.playground import runs as pg
 from diffusion_core.samplers import FLOW_SAMPLERS
-from widgets import FLOW_SAMPLER_CHOICES, header_checked, ink_pad
+from widgets import FLOW_SAMPLER_CHOICES, header_checked, ink_pad, live_scatter
 
 ROOT = Path(__file__).resolve().parent
 DATASETS = [("spiral", "spiral"), ("two moons", "moons"), ("8 Gaussians", "gaussians"),
@@ -43,13 +44,23 @@ COMPARE_TEXT = ("The same initial noise through the shipped diffusion model (DDI
                 "at an even pace, so a few large steps still land near the data: the table measures it at 1, 2, 4 "
                 "and 8 steps.")
 
+SAMPLERS_TEXT = ("The same initial noise (**Seed** and **Number of points** above) through DDPM (all T steps), DDIM "
+                 "(eta 0) and DPM-Solver++ at the steps below, side by side, streamed together, for the chosen "
+                 "dataset's shipped diffusion model or the diffusion model trained in this page (not a "
+                 "flow-matching one: it samples with Euler or Heun). As each sampler finishes, its caption gives "
+                 "the mean distance of its points to the data and its compute time. **Stop** above stops it; the "
+                 "table is the same trade-off measured once on 2,000 points.")
+CURVES = json.loads((ROOT / "benchmarks" / "lab_sampler_curves.json").read_text())  # lab_sampler_curves.py
+
 
 class LabContext(NamedTuple):
-    """What the handlers take from app.py: the tab's model store, the GPU decorator and the error adapter."""
+    """What the handlers take from app.py: the tab's model store, the GPU decorator, the error adapter and the page
+    adapter of a stream."""
 
     store: Callable[[], pg.ModelStore]  # app.STORE at the time of the call
     gpu: Callable
     shown_in_page: Callable
+    to_page: Callable
 
 
 def lab_model(store: pg.ModelStore, dataset: str, model: str, trained) -> tuple[Pipeline, lab.Measure]:
@@ -116,9 +127,42 @@ def compare_section() -> dict:
     return c
 
 
+def samplers_section() -> dict:
+    """The samplers side by side: the steps of DDIM and DPM-Solver++, Compare samplers."""
+    c = {}
+    with gr.Accordion("⚖️ Samplers side by side: DDPM, DDIM, DPM-Solver++ from one noise", open=False):
+        gr.Markdown(SAMPLERS_TEXT)
+        c["steps"] = gr.Slider(1, 200, value=20, step=1, label="Steps of DDIM and DPM-Solver++",
+                               info="DDPM always takes all T steps", elem_id="lab-samplers-steps")
+        c["go"] = gr.Button("Compare samplers", variant="primary", elem_id="lab-samplers")
+    return c
+
+
+def samplers_panel() -> dict:
+    """The samplers side by side under the live plot (shown once Compare samplers is pressed): status, the three
+    live plots (each captioned by the run), replay slider, GIF, the measured table."""
+    c = {}
+    with gr.Column(visible=False) as c["samplers_panel"]:
+        c["samplers_status"] = gr.Markdown(elem_id="lab-samplers-status")
+        with gr.Row():
+            c["samplers_plots"] = [live_scatter(f"lab-samplers-{name}", min_width=200)
+                                   for name in ("ddpm", "ddim", "dpmpp")]
+        c["samplers_replay"] = gr.Slider(0, 999, step=1, label="Replay: step", visible=False,
+                                         elem_id="lab-samplers-replay")
+        c["samplers_gif"] = gr.File(label="GIF of the comparison", visible=False, elem_id="lab-samplers-gif")
+        c["samplers_table"] = gr.Markdown(elem_id="lab-samplers-table")
+    c["samplers_state"] = gr.State(None, time_to_live=1800)
+    return c
+
+
+def samplers_table(dataset: str) -> str:
+    """The measured distance-against-steps table of the dataset's shipped model (none for a drawing)."""
+    return lab_views.steps_table(CURVES["curves"].get(dataset), lab.WORDS.get(dataset, "the data"), CURVES["num"])
+
+
 def lab_panels() -> dict:
-    """Under the live plot: the training's figure and status, the comparison's figure and readings, each shown once
-    its button is first pressed."""
+    """Under the live plot: the training's figure and status, the comparison's figure and readings, the samplers
+    side by side, each shown once its button is first pressed."""
     c = {}
     with gr.Column(visible=False) as c["train_panel"]:
         c["train_status"] = gr.Markdown(elem_id="lab-train-status")
@@ -126,7 +170,7 @@ def lab_panels() -> dict:
     with gr.Column(visible=False) as c["compare_panel"]:
         c["compare_plot"] = gr.Plot(show_label=False, elem_id="lab-compare-plot")
         c["compare_text"] = gr.Markdown(elem_id="lab-compare-text")
-    return c
+    return c | samplers_panel()
 
 
 def drawing_points(drawing, word: str, text: str):
@@ -170,6 +214,19 @@ def make_compare(ctx: LabContext):
     return compare
 
 
+def make_samplers(ctx: LabContext):
+    """Compare samplers' handler: DDPM, DDIM and DPM-Solver++ from one noise on the lab's diffusion model, streamed
+    into three live plots (editing_views.compare_stream measured against the dataset)."""
+    @ctx.gpu
+    def compare_samplers(dataset: str, model: str, steps: float, seed: float, samples: float, refresh_s: float,
+                         trained=None, progress=gr.Progress()):
+        with ctx.shown_in_page():
+            pipe, measure = lab_model(ctx.store(), dataset, model, trained)
+            s = lab_views.check_samplers_settings(pipe, steps, seed, samples, refresh_s)
+            yield from ctx.to_page(editing_views.compare_stream(pipe, s, measure), progress)
+    return compare_samplers
+
+
 def flow_sampler_for(model: str, sampler: str, trained):
     """Switching between a diffusion and a flow model switches the sampler to one it takes."""
     flow = model == "flow" or (model == "trained" and trained is not None and trained.objective == "flow")
@@ -180,12 +237,13 @@ def flow_sampler_for(model: str, sampler: str, trained):
 
 def lab_sections() -> dict:
     """Everything the lab adds under Generate: its controls, the training and comparison sections."""
-    return lab_controls() | {"train": train_section(), "compare": compare_section()}
+    return lab_controls() | {"train": train_section(), "compare": compare_section(), "samplers": samplers_section()}
 
 
-def wire_lab(c: dict, views: dict, inputs: list, ctx: LabContext) -> list:
-    """The lab's events: Train (with its Stop), Compare, and the sampler following the model. Returns the inputs
-    Generate takes after the sampler controls: dataset, model, the three layers and the session's trained model."""
+def wire_lab(c: dict, views: dict, inputs: list, ctx: LabContext) -> tuple[list, dict]:
+    """The lab's events: Train (with its Stop), Compare, Compare samplers and the sampler following the model.
+    Returns the inputs Generate takes after the sampler controls (dataset, model, the three layers and the session's
+    trained model) and the samplers side by side's run by api_name (for the tab's Stop, replay and GIF)."""
     trained = gr.State(None, time_to_live=1800)  # this visitor's model: never shared, dropped with the session
     t = c["train"]
     run = t["go"].click(make_train(ctx), [c["dataset"], t["objective"], t["steps"], t["seconds"], t["pad"], t["word"],
@@ -201,4 +259,19 @@ def wire_lab(c: dict, views: dict, inputs: list, ctx: LabContext) -> list:
         button.click(lambda: gr.update(visible=True), None, panel, queue=False, api_visibility="private")
     gr.on([c["model"].change], flow_sampler_for, [c["model"], inputs[0], trained], inputs[0],
           api_name="spiral_model_sampler", api_visibility="private", show_progress="hidden")
-    return [*(c[k] for k in ("dataset", "model", "paths", "field", "density")), trained]
+    return [*(c[k] for k in ("dataset", "model", "paths", "field", "density")), trained], wire_samplers(
+        c, views, inputs, trained, ctx)
+
+
+def wire_samplers(c: dict, views: dict, inputs: list, trained: gr.State, ctx: LabContext) -> dict:
+    """Compare samplers: the panel shown with the dataset's table and its last replay and GIF hidden, then the run
+    (the tab's seed, number of points and refresh) into the three plots, status and recording; {api_name: event}."""
+    go, v = c["samplers"]["go"], views
+    go.click(lambda dataset: (gr.update(visible=True), *(gr.update(visible=False),) * 2, samplers_table(dataset)),
+             c["dataset"], [v["samplers_panel"], v["samplers_replay"], v["samplers_gif"], v["samplers_table"]],
+             queue=False, api_visibility="private")
+    run = go.click(make_samplers(ctx), [c["dataset"], c["model"], c["samplers"]["steps"], *inputs[3:6], trained],
+                   [*v["samplers_plots"], v["samplers_status"], v["samplers_state"]],
+                   api_name="spiral_compare_samplers", show_progress_on=[v["samplers_status"]],
+                   concurrency_id="sampling")
+    return {"spiral_compare_samplers": run}

@@ -30,9 +30,11 @@ LABELS = {tab: [(f"all (one row per {what})", "all"), *CLASSES[tab]]
 DEFAULTS = {"spiral": dict(num=1000, label=None, refresh=0.03), "digits": dict(num=4, label="all", refresh=0.04),
             "fashion": dict(num=4, label="all", refresh=0.04), "pokemon": dict(num=9, label="blue", refresh=0.04)}
 
-SCATTER_HTML = '<div class="live-scatter"><div class="live-plot"></div><canvas class="live-canvas"></canvas></div>'
+SCATTER_HTML = ('<div class="live-scatter"><div class="live-plot"></div><canvas class="live-canvas"></canvas>'
+                '<div class="live-caption"></div></div>')  # the caption, under the plot: a frame's "caption"
 SCATTER_CSS = (".live-scatter{position:relative;width:100%;min-height:430px}"
-               ".live-canvas{position:absolute;left:0;top:0;pointer-events:none}")
+               ".live-canvas{position:absolute;left:0;top:0;pointer-events:none}"
+               ".live-caption{text-align:center;font-weight:600;padding:2px 4px}.live-caption:empty{display:none}")
 SCATTER_JS = (STATIC / "live_scatter.js").read_text() + "\nwindow.LiveScatter.mount(element, props, watch);"
 PICTURE = ["pixelated", "labelled"]  # how it works: sharp pixels, the label above the picture (playground.css)
 ONE_STEP_PICTURES = (("xt", "x_t (its schedule)"), ("eps", "ε (added)"), ("eps-pred", "ε_θ(x_t, t) (guessed)"),
@@ -88,14 +90,19 @@ def instant_toggle(tab: str) -> gr.Checkbox:
 def live_outputs(tab: str) -> list:
     """Spiral: the live scatter; images: x_t and x0_pred grids side by side."""
     if tab == "spiral":
-        return [gr.HTML({"curve": viz.encode_points(viz.spiral_points())}, html_template=SCATTER_HTML,
-                        css_template=SCATTER_CSS, js_on_load=SCATTER_JS, elem_id="spiral-live",
-                        head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>')]
+        return [live_scatter("spiral-live", head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>')]
     grid = dict(format="png", height=440, interactive=False, buttons=["download"],
                 elem_classes=["pixelated", "live-grid"])
     with gr.Row(equal_height=True):
         return [gr.Image(label="x_t (noisy sample)", elem_id=f"{tab}-xt", **grid),
                 gr.Image(label="x0_pred (model's guess of the clean image)", elem_id=f"{tab}-x0", **grid)]
+
+
+def live_scatter(elem_id: str, **kwargs) -> gr.HTML:
+    """A live 2D plot (static/live_scatter.js: x_t beside x0_pred, a frame's caption under them) showing the spiral
+    until a run streams into it; the page's first one loads plotly.js (`head`)."""
+    return gr.HTML({"curve": viz.encode_points(viz.spiral_points())}, html_template=SCATTER_HTML,
+                   css_template=SCATTER_CSS, js_on_load=SCATTER_JS, elem_id=elem_id, **kwargs)
 
 
 MAX_PENDING_BYTES = 64 * 2**20  # pictures a browser sent ahead of its event: a drawing's are tens of kB

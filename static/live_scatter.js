@@ -4,7 +4,8 @@
 // the final points as real, hoverable traces. While frames stream in, the points are painted on a
 // <canvas> laid over the plot areas with plotly's own axis mapping (_fullLayout axes' c2p), and only
 // the newest frame is painted, once per animation frame. Frames come from Python as
-// {step, total, t, xt, x0, done, curve?, cloud?}, with the points as base64 little-endian float32.
+// {step, total, t, xt, x0, done, curve?, cloud?, caption?}, with the points as base64 little-endian float32; a
+// caption (the samplers side by side: each plot's sampler, and its distance and seconds once done) goes under it.
 // The 2D lab's layers come with them and are drawn on the same canvas over x_t's panel, and stay there after
 // the hand-over: paths (new positions of up to 50 particles, [k, n, 2]; paths_all replaces them), field (the
 // direction from x_t to x0_pred on a grid) and density (uint8 on a grid, drawn as contour lines); grid = [arrows
@@ -136,6 +137,7 @@
     const box = element.querySelector(".live-scatter");
     const plot = box.querySelector(".live-plot");
     const canvas = box.querySelector("canvas");
+    const caption = box.querySelector(".live-caption") || document.createElement("div");
     const narrowBox = () => box.clientWidth > 0 && box.clientWidth < NARROW_PX;
     const s = { narrow: narrowBox(), curve: null, cloud: null, pending: null, last: null, raf: 0, timer: 0,
                 handed: true, painted: 0, ready: false, lastStep: -1,
@@ -245,6 +247,9 @@
     }
 
     function show(value) {
+      if (value && "caption" in value && caption.textContent !== (value.caption || "")) {
+        caption.textContent = value.caption || "";
+      }
       if (!value || !value.xt || !s.ready) return;
       if ("curve" in value) s.curve = value.curve ? decode(value.curve) : null;
       if ("cloud" in value) s.cloud = value.cloud ? decode(value.cloud) : null;

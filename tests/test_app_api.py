@@ -91,6 +91,21 @@ def paced(tab: str, seconds: float):
     return slowed(app.STORE.get(tab), "model", seconds)
 
 
+def stop_at_first_frame(client: Client, tab: str, api_name: str, *args) -> tuple[dict, str, int]:
+    """Submit a run of the `tab` model (each model call paced 0.01 s), cancel it at its first frame (as the tab's
+    Stop does) and fetch its replay slider and status (api_name_gif); with the model calls made meanwhile,
+    counting half a second on from the stop: (slider, status, calls made after the stop)."""
+    with paced(tab, 0.01) as calls:
+        job = client.submit(*args, api_name=f"/{api_name}")
+        for _ in job:
+            job.cancel()
+            break
+        slider, _, status = client.predict(api_name=f"/{api_name}_gif")
+        stopped = len(calls)
+        time.sleep(0.5)  # a run still going would make about 50 more model calls meanwhile
+    return slider, status, len(calls) - stopped
+
+
 @pytest.fixture(scope="module")
 def url(request, tmp_path_factory):
     """The URL of the app, running for this module."""

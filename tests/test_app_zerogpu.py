@@ -31,12 +31,14 @@ def test_sampling_handlers_run_under_spaces_gpu_when_spaces_is_importable():
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          check=True).stdout
     got = json.loads(out.strip().splitlines()[-1])
-    # compare: the three image tabs' samplers side by side (editing) and the Spiral lab's flow against diffusion
-    assert sorted(got["wrapped"]) == (["compare"] * 4 + ["complete_sketch"] * 3 + ["generate"] * 3 + ["inpaint"] * 3
+    # compare: the three image tabs' samplers side by side (editing) and the Spiral lab's flow against diffusion;
+    # compare_samplers: the Spiral lab's samplers side by side
+    assert sorted(got["wrapped"]) == (["compare"] * 4 + ["compare_samplers"] + ["complete_sketch"] * 3 + ["generate"] * 3 + ["inpaint"] * 3
                                       + ["instant_samples"] + ["interpolate"] * 3 + ["one_step", "spiral"])
     on_gpu = {name for name, flag in got["events"].items() if flag}
     editing = {f"{tab}_{run}" for tab in ("digits", "fashion", "pokemon")
                for run in ("inpaint", "interpolate", "compare")}
     assert on_gpu == {"spiral", "digits", "fashion", "pokemon", "digits_sketch", "fashion_sketch", "pokemon_sketch",
-                      "one_step", "one_step_init", "one_step_new_example", "spiral_compare", "digits_instant",
+                      "one_step", "one_step_init", "one_step_new_example", "spiral_compare", "spiral_compare_samplers",
+                      "digits_instant",
                       *editing}, got

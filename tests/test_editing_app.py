@@ -2,7 +2,6 @@
 the samplers side by side on the image tabs, their checks of every input, Stop, replay and the GIF."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests.test_app_api import ROOT, client, paced, png, url  # noqa: F401 (fixtures)
+from tests.test_app_api import ROOT, client, paced, png, stop_at_first_frame, url  # noqa: F401 (fixtures)
 
 EXAMPLES = {"digits": "digit.png", "fashion": "garment.png", "pokemon": "pokemon.png"}
 LABELS = {"digits": ("7", "1"), "fashion": ("Trouser", "Bag"), "pokemon": ("blue", "red")}
@@ -120,12 +119,5 @@ def tag_colours(picture: np.ndarray) -> set[str]:
 
 
 def test_stop_ends_a_comparison_and_keeps_its_steps(client):
-    with paced("digits", 0.01) as calls:
-        job = client.submit(3, 2.0, "7", 0, 0.02, api_name="/digits_compare")
-        for _ in job:
-            job.cancel()
-            break
-        slider, gif, status = client.predict(api_name="/digits_compare_gif")
-        stopped = len(calls)
-        time.sleep(0.5)  # a run still going would make about 50 more model calls meanwhile
-    assert len(calls) <= stopped + 1 and 0 < slider["value"] < 1005 and status.startswith("Stopped at step")
+    slider, status, after = stop_at_first_frame(client, "digits", "digits_compare", 3, 2.0, "7", 0, 0.02)
+    assert after <= 1 and 0 < slider["value"] < 1005 and status.startswith("Stopped at step")

@@ -1,6 +1,7 @@
 """The Spiral lab through its API (gradio_client against the app on 127.0.0.1): Generate with a dataset, a flow
 model and the layers; live training in two sessions at once, each with its own model; Stop during training; bad
-drawings; flow matching against DDIM from the same noise."""
+drawings; flow matching against DDIM from the same noise; DDPM, DDIM and DPM-Solver++ side by side (checked inputs,
+Stop, replay and GIF)."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from diffusion_core.training import live_training
-from tests.test_app_api import points, sketch_file, slowed, url  # noqa: F401 - url: the app's fixture
+from tests.test_app_api import points, sketch_file, slowed, stop_at_first_frame, url  # noqa: F401 - url: the app's fixture
 
 NO_DRAWING = {"background": None, "layers": [], "composite": None, "id": None}
 
@@ -131,3 +132,62 @@ def test_flow_matching_against_ddim_from_the_same_noise(url):  # noqa: F811
     assert sorted(table) == [1, 2, 4, 8]
     assert table[1][1] < table[1][0] and table[2][1] < table[2][0]  # flow matching survives few steps
     assert "diffusion, DDIM 8 steps" in text and "flow matching, Euler 8 steps" in text
+
+
+def test_samplers_side_by_side_start_from_one_noise_and_ddpm_lands_closest(url):  # noqa: F811
+    """/spiral_compare_samplers (dataset, model, steps, seed, points, refresh): three live plot values a frame. The
+    first frame's x0_pred is the same in all three (one x_T, all at t = 999); DDIM's and DPM-Solver++'s final points
+    are /spiral's for that seed (the seed's own noise); DDPM with every step lands closest to the curve."""
+    client = session(url)
+    frames = list(client.submit("spiral", "diffusion", 20, 0, 300, 0.05, api_name="/spiral_compare_samplers"))
+    first, (*plots, status) = frames[0][:3], frames[-1]
+    np.testing.assert_allclose(points(first[0], "x0"), points(first[1], "x0"), atol=1e-5)
+    np.testing.assert_allclose(points(first[0], "x0"), points(first[2], "x0"), atol=1e-5)
+    assert [p["caption"].split(":")[0] for p in plots] == ["DDPM, 1000 steps", "DDIM, 20 steps",
+                                                           "DPM-Solver++, 20 steps"]
+    assert all(p["done"] and " from the spiral, " in p["caption"] for p in plots)
+    for plot, sampler in zip(plots[1:], ("ddim", "dpm++")):
+        own, _ = client.predict(sampler, 20, 0.0, 0, 300, 0.05, "spiral", "diffusion", api_name="/spiral")
+        np.testing.assert_allclose(points(plot), points(own), atol=1e-5)
+    assert status.startswith("Done · mean distance to the spiral: DDPM 1000 steps: ")
+    distance = [float(p["caption"].split(": ")[1].split(" ")[0]) for p in plots]
+    assert distance[0] < 0.02 and distance[0] < min(distance[1:]) < 0.1, distance
+    slider, gif, _ = client.predict(api_name="/spiral_compare_samplers_gif")
+    assert slider["value"] == 1000 + 20 + 20 - 1 and gif["value"]["path"].endswith(".gif")
+    *replayed, caption = client.predict(500, api_name="/spiral_compare_samplers_replay")
+    assert [p["caption"] for p in replayed] == ["DDPM, 1000 steps", "DDIM, 20 steps", "DPM-Solver++, 20 steps"]
+    assert caption.startswith("step ")
+
+
+def test_samplers_side_by_side_on_the_moons(url):  # noqa: F811
+    *plots, status = session(url).predict("moons", "diffusion", 5, 1, 200, 0.1, api_name="/spiral_compare_samplers")
+    assert status.startswith("Done · mean distance to the two moons: ") and all(p["cloud"] for p in plots)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("spiral", "flow", 20, 0, 300, 0.05), "sample a diffusion model"),
+    (("moons", "trained", 20, 0, 300, 0.05), "no model has been trained in this page yet"),
+    (("drawing", "diffusion", 20, 0, 300, 0.05), "your drawing has no shipped model"),
+    (("mars", "diffusion", 20, 0, 300, 0.05), "not in the list of choices|unknown dataset 'mars'"),
+    (("spiral", "diffusion", 0, 0, 300, 0.05), "less than minimum|steps must be"),
+    (("spiral", "diffusion", 1001, 0, 300, 0.05), "greater than maximum|steps must be"),
+    (("spiral", "diffusion", 20, -1, 300, 0.05), "less than minimum|seed must be"),
+    (("spiral", "diffusion", 20, 0, 5001, 0.05), "greater than maximum|samples must be"),
+    (("spiral", "diffusion", 20, 0, 300, 0.0), "less than minimum|refresh interval"),
+])
+def test_samplers_side_by_side_inputs_are_checked(url, args, message):  # noqa: F811
+    with pytest.raises(AppError, match=message):
+        session(url).predict(*args, api_name="/spiral_compare_samplers")
+
+
+def test_stop_ends_the_samplers_side_by_side_and_keeps_their_steps(url):  # noqa: F811
+    """The tab's Stop cancels the run (as job.cancel does through the API): no more model calls; replay and GIF of the
+    steps so far."""
+    import app
+
+    deps = app.demo.config["dependencies"]
+    ids = {d.get("api_name"): d["id"] for d in deps}
+    assert any(ids["spiral"] in d["cancels"] and ids["spiral_compare_samplers"] in d["cancels"] for d in deps)
+    slider, status, after = stop_at_first_frame(session(url), "spiral", "spiral_compare_samplers", "spiral",
+                                                "diffusion", 20, 0, 300, 0.02)
+    assert after <= 1 and 0 < slider["value"] < 1039 and status.startswith("Stopped at step")

@@ -35,6 +35,26 @@ def check_lab_settings(pipe: Pipeline, sampler: str, steps, eta, seed, num, refr
     return replace(s, sampler=sampler)
 
 
+def check_samplers_settings(pipe: Pipeline, steps, seed, num, refresh_s) -> RunSettings:
+    """The samplers side by side on a 2D model (editing_views.compare_stream): a diffusion model only, DDIM and
+    DPM-Solver++ at `steps`, `num` points each (playground.check_settings)."""
+    if is_flow(pipe):
+        raise ValueError("DDPM, DDIM and DPM-Solver++ sample a diffusion model: choose Model 'shipped, diffusion' "
+                         "(or train one with the diffusion objective); a flow-matching model samples with Euler or Heun")
+    return check_settings(pipe, "spiral", "ddim", steps, 0.0, 0.0, None, seed, num, refresh_s)
+
+
+def steps_table(curves: dict | None, words: str, num: int) -> str:
+    """Markdown: the mean distance to the data against steps, DDIM and DPM-Solver++, and DDPM at all T steps, of a
+    shipped model (one dataset of benchmarks/lab_sampler_curves.json); None: a drawing, which has none."""
+    if curves is None:
+        return "No measured table for your drawing: its model is the one trained in this page."
+    (T, ddpm), = curves["ddpm"].items()
+    head = (f"**Mean distance to {words} against steps**, measured once on {num:,} points of the shipped model "
+            f"(DDPM, all {T} steps: **{ddpm:.3f}**)\n\n| steps | DDIM (eta 0) | DPM-Solver++ |\n|---|---|---|")
+    return "\n".join([head, *(f"| {k} | {d:.3f} | {curves['dpm++'][k]:.3f} |" for k, d in curves["ddim"].items())])
+
+
 def training_figure(losses, samples: np.ndarray, backdrop: np.ndarray, title: str):
     """The live training's picture: the loss curve (EMA of batch losses, log scale) beside fresh samples over the
     data."""
