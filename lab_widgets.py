@@ -1,6 +1,7 @@
 """The Spiral lab's widgets (the 2D lab on the Spiral tab): the dataset and model to sample, the layers over the live
-plot, live training on a named or drawn dataset, and flow matching against diffusion from the same noise. Components,
-their texts, thin handlers and their wiring; the work is diffusion_core.playground.lab, lab_views and live_training."""
+plot, live training on a named or drawn dataset, flow matching against diffusion from the same noise, and DDPM, DDIM
+and DPM-Solver++ side by side. Components, their texts, thin handlers and their wiring; the work is
+diffusion_core.playground.lab, lab_views, editing_views and live_training."""
 from __future__ import annotations
 
 import json
@@ -142,7 +143,7 @@ def samplers_panel() -> dict:
     """The samplers side by side under the live plot (shown once Compare samplers is pressed): status, the three
     live plots (each captioned by the run), replay slider, GIF, the measured table."""
     c = {}
-    with gr.Column(visible=False) as c["samplers_panel"]:
+    with gr.Column(visible=False, elem_id="lab-samplers-panel") as c["samplers_panel"]:
         c["samplers_status"] = gr.Markdown(elem_id="lab-samplers-status")
         with gr.Row():
             c["samplers_plots"] = [live_scatter(f"lab-samplers-{name}", min_width=200)

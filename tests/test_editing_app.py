@@ -2,7 +2,6 @@
 the samplers side by side on the image tabs, their checks of every input, Stop, replay and the GIF."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from gradio_client import handle_file

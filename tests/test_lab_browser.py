@@ -97,3 +97,30 @@ def test_flow_matching_against_ddim_from_the_same_noise(page):
     assert any("DDIM 8 steps" in t for t in titles) and any("Euler 8 steps" in t for t in titles)
     page.locator("#lab-compare-plot").scroll_into_view_if_needed()
     shoot(page, "lab_compare")
+
+
+def test_samplers_side_by_side_finish_with_their_captions(page):
+    """Compare samplers on the Spiral tab: the three live plots (DDPM, DDIM, DPM-Solver++) each end with their final
+    points handed to plotly and a caption with the distance to the spiral and the seconds; status, replay and GIF
+    follow; the measured table is beside them. Screenshot of the panel (UPDATE_DOCS=1: the README's)."""
+    choose(page, "lab-dataset", "spiral")
+    choose(page, "lab-model", "shipped, diffusion")
+    page.get_by_text("Samplers side by side: DDPM, DDIM, DPM-Solver++ from one noise").click()
+    page.locator("#lab-samplers").click(force=True)
+    for name, title, last in (("ddpm", "DDPM, 1000 steps", 999), ("ddim", "DDIM, 20 steps", 19),
+                              ("dpmpp", "DPM-Solver++, 20 steps", 19)):
+        plot = f"document.querySelector('#lab-samplers-{name} .live-scatter')"
+        page.wait_for_function(f"{plot}?.dataset.final === '{last}'", timeout=180_000)
+        page.wait_for_function(f"{plot}.querySelector('.live-caption').textContent.includes(' from the spiral, ')",
+                               timeout=30_000)
+        assert page.locator(f"#lab-samplers-{name} .live-caption").text_content().startswith(f"{title}: ")
+    page.wait_for_function("document.querySelector('#lab-samplers-status').textContent.includes('Done · mean "
+                           "distance to the spiral')", timeout=30_000)
+    page.wait_for_selector("#lab-samplers-replay", state="visible", timeout=30_000)
+    page.wait_for_selector("#lab-samplers-gif", state="visible", timeout=30_000)
+    assert "DPM-Solver++" in page.locator("#lab-samplers-table").text_content()
+    page.locator("#lab-samplers-panel").scroll_into_view_if_needed()
+    SHOTS.mkdir(exist_ok=True)
+    page.locator("#lab-samplers-panel").screenshot(path=str(SHOTS / "lab_samplers.png"))
+    if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture
+        shutil.copy(SHOTS / "lab_samplers.png", DOCS / "lab_samplers.png")
