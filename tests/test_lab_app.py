@@ -159,9 +159,13 @@ def test_samplers_side_by_side_start_from_one_noise_and_ddpm_lands_closest(url):
     assert caption.startswith("step ")
 
 
-def test_samplers_side_by_side_on_the_moons(url):  # noqa: F811
-    *plots, status = session(url).predict("moons", "diffusion", 5, 1, 200, 0.1, api_name="/spiral_compare_samplers")
+def test_samplers_side_by_side_on_the_moons_shipped_and_trained_in_the_page(url):  # noqa: F811
+    client = session(url)
+    *plots, status = client.predict("moons", "diffusion", 5, 1, 200, 0.1, api_name="/spiral_compare_samplers")
     assert status.startswith("Done · mean distance to the two moons: ") and all(p["cloud"] for p in plots)
+    assert list(train(client, "gaussians", steps=400))[-1][0].startswith("Done: step 400/400")
+    *plots, status = client.predict("spiral", "trained", 5, 1, 200, 0.1, api_name="/spiral_compare_samplers")
+    assert status.startswith("Done · mean distance to the 8 Gaussians: ") and all(p["done"] for p in plots)
 
 
 @pytest.mark.parametrize("args, message", [
