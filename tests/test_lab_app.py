@@ -14,7 +14,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from diffusion_core.training import live_training
-from tests.test_app_api import points, sketch_file, slowed, stop_at_first_frame, url  # noqa: F401 - url: the app's fixture
+from tests.test_app_api import (points, sketch_file, slowed, stop_at_first_frame,  # noqa: F401 - url: the app's fixture
+                                 url)
 
 NO_DRAWING = {"background": None, "layers": [], "composite": None, "id": None}
 
