@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .flow import flow_sample, flow_target, flow_x0_and_eps
+from .flow import flow_sample, flow_target, flow_x0_and_eps, ot_noise_for
 from .schedules import SCHEDULES, Schedule, make_schedule
 
 LOSSES = ("mse", "l1")
@@ -142,11 +142,14 @@ def denoising_loss(
 
 
 def noisy_batch(
-    s: Schedule, x0: torch.Tensor, generator: torch.Generator, prediction: str = "eps"
+    s: Schedule, x0: torch.Tensor, generator: torch.Generator, prediction: str = "eps", coupling: str = "independent"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw t ~ U{0..T-1} and eps ~ N(0, I) for a training batch (Ho et al. 2020, Algorithm 1): (x_t, t, eps);
-    a flow model's x_t is on the straight path instead (flow.flow_sample)."""
+    a flow model's x_t is on the straight path instead (flow.flow_sample), its eps paired with x0 at random or,
+    coupling 'ot', by a minibatch OT plan (flow.ot_noise_for)."""
     t = torch.randint(0, s.T, (x0.shape[0],), generator=generator, device=generator.device).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+    if coupling == "ot":
+        eps = ot_noise_for(x0, eps, generator)
     x_t = flow_sample(x0, t, eps, s.T) if prediction == "flow" else q_sample(s, x0, t, eps)
     return x_t, t, eps

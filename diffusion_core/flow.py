@@ -60,3 +60,72 @@ def heun_step(v_fn: VelocityFn, x_s: torch.Tensor, t: int, t_prev: int, v: torch
         return x_euler
     v_prev = v_fn(x_euler, torch.full((x_s.shape[0],), t_prev, dtype=torch.long, device=x_s.device))
     return euler_step(x_s, t, t_prev, 0.5 * (v + v_prev), T)
+
+
+# ---------------------------------------------------------------- minibatch optimal-transport coupling
+COUPLINGS = ("independent", "ot")  # how a training batch pairs noise with data: at random, or by an OT plan
+OT_REG = 0.004  # Sinkhorn's final entropic regularisation, relative to cost_scale (the sets' spread)
+OT_ANNEAL = 0.1  # the regularisation shrinks by this factor per stage, from cost_scale down to OT_REG times it
+OT_ITERS = 10  # Sinkhorn iterations per stage
+MIN_LOG_KERNEL = -80.0  # exp(-80) ~ 2e-35: floors the kernel above float32's denormals (slow) and zero (no log 0)
+
+
+def log_kernel(eps: torch.Tensor, x0: torch.Tensor, f: torch.Tensor, g: torch.Tensor, reg: float) -> torch.Tensor:
+    """(f_i + g_j - ||eps_i - x0_j||^2) / reg as one matrix product, (f_i - |eps_i|^2) + (g_j - |x0_j|^2) +
+    2 eps_i . x0_j, without a cost matrix."""
+    ones_n, ones_m = eps.new_ones(len(eps), 1), x0.new_ones(len(x0), 1)
+    rows = torch.cat([2 * eps, (f - eps.square().sum(1))[:, None], ones_n], 1) / reg
+    cols = torch.cat([x0, ones_m, (g - x0.square().sum(1))[:, None]], 1)
+    return rows @ cols.T
+
+
+def gibbs_kernel(eps: torch.Tensor, x0: torch.Tensor, f: torch.Tensor, g: torch.Tensor, reg: float) -> torch.Tensor:
+    """The stabilised Gibbs kernel exp((f_i + g_j - ||eps_i - x0_j||^2) / reg) (Schmitzer 2019, "Stabilized sparse
+    scaling algorithms for entropy regularized transport problems", eq. 3.4), floored at exp(MIN_LOG_KERNEL)."""
+    return log_kernel(eps, x0, f, g, reg).clamp_(min=MIN_LOG_KERNEL).exp_()
+
+
+def sinkhorn_scalings(kernel: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sinkhorn's iterations (Cuturi 2013, Algorithm 1) for uniform marginals scaled to rows of sum 1:
+    u = 1 / K v, v = (n / m) / K^T u; the last update makes the plan diag(u) K diag(v) have exact column sums."""
+    n, m = kernel.shape
+    v = kernel.new_ones(m)
+    for _ in range(iters):
+        u = 1.0 / (kernel @ v)
+        v = (n / m) / (kernel.T @ u)
+    return u, v
+
+
+def cost_scale(eps: torch.Tensor, x0: torch.Tensor) -> float:
+    """The scale the regularisations are relative to: the mean squared distance between the sets about their means,
+    tr Cov(eps) + tr Cov(x0), which a translation of either set (that changes no OT plan) leaves as it is."""
+    return float(eps.var(0, unbiased=False).sum() + x0.var(0, unbiased=False).sum())
+
+
+def sinkhorn_potentials(eps: torch.Tensor, x0: torch.Tensor, reg: float = OT_REG,
+                        iters: int = OT_ITERS) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Entropic OT between uniform weights on eps [n, D] and x0 [m, D], squared Euclidean cost (Cuturi 2013), by
+    eps-annealed Sinkhorn with the scalings absorbed into log-domain potentials (f, g) after each stage (Schmitzer
+    2019, Algorithm 3): (f, g, the final regularisation)."""
+    g = x0.new_zeros(len(x0))
+    f = -log_kernel(eps, x0, eps.new_zeros(len(eps)), g, 1.0).amax(1)  # min_j cost: each row's largest entry is 1
+    reg_now, reg_final = cost_scale(eps, x0), reg * cost_scale(eps, x0)
+    while reg_now > reg_final:
+        reg_now = max(reg_now * OT_ANNEAL, reg_final)
+        u, v = sinkhorn_scalings(gibbs_kernel(eps, x0, f, g, reg_now), iters)
+        f, g = f + reg_now * u.log(), g + reg_now * v.log()
+    return f, g, reg_now
+
+
+def ot_noise_for(x0: torch.Tensor, eps: torch.Tensor, generator: torch.Generator | None = None,
+                 reg: float = OT_REG) -> torch.Tensor:
+    """Minibatch OT coupling (Tong et al. 2023, "Improving and generalizing flow-based generative models with
+    minibatch optimal transport", sec. 3.2; Pooladian et al. 2023): eps reordered so that each x0[j] gets a
+    partner drawn from column j of the entropic OT plan on squared Euclidean cost ||eps_i - x0_j||^2."""
+    e, x = eps.flatten(1).float(), x0.flatten(1).float()
+    e, x = e - e.mean(0), x - x.mean(0)  # no plan changes, Sinkhorn converges faster and the exponents stay small
+    f, g, reg_final = sinkhorn_potentials(e, x, reg)
+    cdf = gibbs_kernel(x, e, g, f, reg_final).cumsum_(1)  # row j: column j of the plan, cumulated
+    u = torch.rand((len(x0), 1), generator=generator, device=generator.device if generator else None).to(cdf)
+    i = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1).clamp_(max=len(eps) - 1)
+    return eps[i]

@@ -1,7 +1,7 @@
 """Train a denoiser (Ho et al. 2020, Algorithm 1) on Hugging Face Accelerate and write a checkpoint folder.
 
     python -m diffusion_core.train --dataset spiral|digits|pokemon [--config FILE] --out checkpoints/NAME
-    python -m diffusion_core.train --dataset moons --objective flow --out checkpoints/moons_flow
+    python -m diffusion_core.train --dataset moons --objective flow --coupling ot --out checkpoints/moons_flow
     python -m diffusion_core.train --dataset pokemon --stage autoencoder --out checkpoints/pokemon_autoencoder
 
 Runs the same under `accelerate launch --num_processes N -m diffusion_core.train ...` on several GPUs
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .files.card import command_line
+from .flow import COUPLINGS
 from .files.checkpoint import CheckpointError
 from .training.config import OBJECTIVES, TOY_DATASETS, TrainConfig, load_train_config, with_objective
 from .training.loop import fit, setup
@@ -29,6 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", required=True, choices=["spiral", "digits", "pokemon", "fashion", *TOY_DATASETS])
     p.add_argument("--objective", default="diffusion", choices=OBJECTIVES,
                    help="flow: flow matching, the 2D MLP predicting the velocity on straight paths (Euler/Heun)")
+    p.add_argument("--coupling", default=None, choices=COUPLINGS,
+                   help="flow matching's pairing of noise with data in a batch: 'independent' (at random, the "
+                        "default) or 'ot' (a minibatch optimal-transport plan: straighter paths, Tong et al. 2023)")
     p.add_argument("--stage", default="denoiser", choices=["denoiser", "autoencoder", "latent", "distill"],
                    help="latent diffusion's two stages: 'autoencoder', then 'latent' (a denoiser on its latents); "
                         "their presets are DATASET_autoencoder and DATASET_latent. 'distill': a few-step student of "
@@ -52,6 +56,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     preset += "" if args.stage == "denoiser" else f"_{args.stage}"
     config = load_train_config(preset, args.config, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     config = with_objective(config, getattr(args, "objective", "diffusion"))
+    config = replace(config, coupling=getattr(args, "coupling", None) or config.coupling)
     return replace(config, dataset="fashion") if args.dataset == "fashion" else config
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..diffusion import DiffusionConfig
+from ..flow import COUPLINGS
 from ..models import AutoencoderConfig, MLPConfig, ModelConfig, UNetConfig, model_config_from_dict, model_config_to_dict
 from ..pipeline import SamplingDefaults
 
@@ -47,6 +48,7 @@ class TrainConfig:
     disc_width: int = 64  # autoencoder: the discriminator's first width (taming's ndf)
     holdout_every: int = 0  # autoencoder: hold out the sprite families with crc32 % this == 0 (measured on); 0 = none
     train_only: str = ""  # train only the parameters whose names start with this ('refine.': the RefineHead); '' = all
+    coupling: str = "independent"  # flow matching: noise paired with data at random, or 'ot' (flow.ot_noise_for)
     seed: int = 0
     sample_every: int = 1000  # steps between sample grids written to OUT/samples/
     save_every: int = 500  # steps between resumable training states
@@ -56,6 +58,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.lr_decay not in LR_DECAYS:
             raise ValueError(f"unknown lr_decay {self.lr_decay!r}: choose one of {LR_DECAYS}")
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {self.coupling!r}: choose one of {COUPLINGS}")
+        if self.coupling != "independent" and self.diffusion.prediction != "flow":
+            raise ValueError("an OT coupling pairs a flow model's noise with its data: use it with --objective flow")
 
     def lr_factor(self, step: int) -> float:
         """The learning rate at optimiser step `step` over `lr`: linear warm-up, then constant or a half cosine

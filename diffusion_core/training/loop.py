@@ -194,7 +194,7 @@ def noisy_micro_batch(run: Run, config: TrainConfig, micro_step: int):
     """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
     acc, data = run.acc, run.data
     idx, x0 = micro_batch(run, config, micro_step)
-    x_t, t, eps = noisy_batch(run.schedule, x0, run.gen, config.diffusion.prediction)
+    x_t, t, eps = noisy_batch(run.schedule, x0, run.gen, config.diffusion.prediction, config.coupling)
     labels = None
     if data.labels is not None and run.info.num_classes:
         labels = data.labels[idx].clone()
