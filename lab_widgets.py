@@ -39,11 +39,12 @@ DRAW_TEXT = ("Draw strokes (the points are spread over your ink), or type a word
              "first, then the word, then the drawing; all are scaled into [-1, 1]. Choose **Dataset: my drawing**.")
 COMPARE_TEXT = ("The same initial noise through the shipped diffusion model (DDIM with eta 0 is the probability-flow "
                 "ODE; or DDPM) and the flow-matching model of the dataset (the same MLP trained to predict the "
-                "velocity along straight lines from data to noise). The paths either model follows bend (each is "
-                "an average of many straight lines; the lengths below say how much), but diffusion's points hardly "
-                "move until the last steps and then cover most of the way at once, where flow matching moves them "
-                "at an even pace, so a few large steps still land near the data: the table measures it at 1, 2, 4 "
-                "and 8 steps.")
+                "velocity along straight lines between noise and data, each noise sample paired in its training "
+                "batch with a nearby data point by an optimal-transport plan). Diffusion's paths curve, and its "
+                "points hardly move until the last steps; the flow model's paths come out nearly straight, at an "
+                "even pace (the lengths below say how nearly). Along a straight path the velocity never changes, "
+                "so one Euler step lands where the whole path ends: a few large steps still land near the data, "
+                "as the table measures at 1, 2, 4 and 8 steps.")
 
 SAMPLERS_TEXT = ("The same initial noise (**Seed** and **Number of points** above) through DDPM (all T steps), DDIM "
                  "(eta 0) and DPM-Solver++ at the steps below, side by side, streamed together, for the chosen "

@@ -1,6 +1,7 @@
 """The 2D lab's core: its datasets and drawings, the distance to the data, the layers of a live run, live training
 (bounded, one model per training, Stop keeps what was learned) and flow matching against diffusion."""
 import base64
+import json
 import math
 from pathlib import Path
 
@@ -204,4 +205,6 @@ def test_each_lab_checkpoints_recorded_command_asks_for_its_config(name):
     test_train.test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_trained_with(name)
     pipe = Pipeline.load(str(ROOT / "checkpoints" / name))
     assert (pipe.info.diffusion.prediction == "flow") == name.endswith("_flow")
+    coupling = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())["training"]["config"]
+    assert coupling.get("coupling", "independent") == ("ot" if name.endswith("_flow") else "independent")
     assert pipe.measured.startswith("Euler, 100 steps" if name.endswith("_flow") else "DDPM, 1000 steps")

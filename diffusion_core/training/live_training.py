@@ -34,7 +34,8 @@ class Busy(ValueError):
 
 def live_config(objective: str, steps: int) -> TrainConfig:
     """The spiral preset (MLP 4 x 64, batch 1,000, lr 2e-3, half-cosine decay, EMA 0.995) for `objective`, over
-    `steps` steps."""
+    `steps` steps. Flow matching pairs noise with data at random here: the shipped flow models' OT coupling
+    (flow.ot_noise_for) costs several times a step on one thread, and the page's bound is in seconds."""
     return replace(with_objective(PRESETS["spiral"], objective), dataset="drawing", steps=steps)
 
 
