@@ -2,7 +2,8 @@
 how close they land to the data in 1, 2, 4 and 8 steps, by the page's own measures (lab_views.straightness: path
 length over the straight distance from start to end; lab.Measure.distance), from the page's default noise.
 
-    .venv/bin/python -m benchmarks.flow_paths [--baseline DIR] [--seed 0] [--num 1000] [--threads 1]
+    .venv/bin/python -m benchmarks.flow_paths [--baseline DIR] [--sets spiral moons ...] [--seed 0] [--num 1000]
+        [--threads 1]
 
 Last, the cost of the OT coupling at the training batch (1,000 points): flow.ot_noise_for against one training step
 of the flow MLP without it (median of 20 each, interleaved). Rows per dataset: DDIM (eta 0, the shipped diffusion model), Euler on the shipped flow model (its card says its
@@ -69,6 +70,7 @@ def coupling_cost(repeats: int = 20) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--baseline", type=Path, default=None, help="a checkpoints folder with other NAME_flow models")
+    p.add_argument("--sets", nargs="+", default=list(lab.LAB_SETS), choices=lab.LAB_SETS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
@@ -77,7 +79,7 @@ def main() -> None:
     steps = "/".join(f"{k}" for k in lab_views.FEW_STEPS)
     print(f"| set | model | path length / straight distance, {steps} steps | distance to the data, {steps} steps |")
     print("|---|---|---|---|")
-    for name in lab.LAB_SETS:
+    for name in args.sets:
         x_T = torch.randn((args.num, 2), generator=make_generator(args.seed, "cpu"))
         measure = lab.measure_for(name)
         folders = [(ROOT / "checkpoints" / name, "ddim"), (ROOT / "checkpoints" / f"{name}_flow", "euler")]
@@ -87,7 +89,7 @@ def main() -> None:
             pipe = Pipeline.load(str(folder), device=torch.device("cpu"))
             label = "DDIM" if sampler == "ddim" else f"Euler, {coupling_of(folder)} coupling"
             bends, dists = row(pipe, sampler, x_T, measure)
-            print(f"| {name} | {label} | {' / '.join(f'{b:.2f}' for b in bends)} | "
+            print(f"| {name} | {label} | {' / '.join(f'{b:.3f}' for b in bends)} | "
                   f"{' / '.join(f'{d:.3f}' for d in dists)} |", flush=True)
     ot_ms, step_ms = coupling_cost()
     print(f"OT pairing of 1,000 points {ot_ms:.1f} ms, a training step without it {step_ms:.1f} ms "
