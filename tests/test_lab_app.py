@@ -133,6 +133,8 @@ def test_flow_matching_against_ddim_from_the_same_noise(url):  # noqa: F811
     assert sorted(table) == [1, 2, 4, 8]
     assert table[1][1] < table[1][0] and table[2][1] < table[2][0]  # flow matching survives few steps
     assert "diffusion, DDIM 8 steps" in text and "flow matching, Euler 8 steps" in text
+    flow_words = text.split("flow matching, Euler 8 steps")[1].splitlines()[0]
+    assert "paths 1.00× as long as straight lines" in flow_words  # the OT-coupled model's paths are straight
 
 
 def test_samplers_side_by_side_start_from_one_noise_and_ddpm_lands_closest(url):  # noqa: F811
