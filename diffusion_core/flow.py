@@ -1,5 +1,7 @@
 """Flow matching on straight paths (Lipman et al. 2023, "Flow Matching for Generative Modeling"; rectified flow,
-Liu et al. 2023, "Flow Straight and Fast"): the maths the objective 'flow' adds beside diffusion.
+Liu et al. 2023, "Flow Straight and Fast"): the maths the objective 'flow' adds beside diffusion, and the minibatch
+OT coupling (Tong et al. 2023; Pooladian et al. 2023) that pairs a batch's noise with its data so that the straight
+training paths hardly cross and the sampled paths come out straight too.
 
 Notation (diffusion.py's names where they mean the same thing):
     s         the path's time in [0, 1]: s = 0 is clean data, s = 1 pure noise (the reverse of Lipman et al.'s t)
