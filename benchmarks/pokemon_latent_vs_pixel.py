@@ -7,21 +7,24 @@ the CPU time each took to train (both stages for the latent one, from the cards'
         --latent checkpoints/pokemon_latent [--num 500] [--picture docs/pokemon_latent_vs_pixel.png]
 
 Prints JSON; the picture shows 4 samples of each class from the pixel model (left) beside the latent model's
-(right), drawn with the same seed.
+(right), drawn with the same seed, and the median coherence of those samples with and without a palette (the pixel
+model's snapped to --palette colours afterwards; the latent model's decoded without its own palette).
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from diffusion_core.data.datasets import to_uint8
-from diffusion_core.evaluate import EVAL_SEED, evaluate
+from diffusion_core.evaluate import EVAL_SEED, coherence, evaluate
 from diffusion_core.files.card import training_lineage
 from diffusion_core.files.pictures import image_grid, save_png
+from diffusion_core.models.palette import snap_to_palette
 from diffusion_core.pipeline import Pipeline
 
 PER_CLASS = 4  # samples of each class in the picture
@@ -33,11 +36,22 @@ def training_minutes(config: dict) -> float:
     return round(sum(r.get("seconds", 0.0) for r in records) / 60, 1)
 
 
-def grid(pipe: Pipeline, seed: int) -> np.ndarray:
-    """PER_CLASS samples of every class at the model's defaults, one row per class."""
-    k = pipe.info.num_classes
-    x, _ = pipe.generate(PER_CLASS * k, seed=seed, label="all")
-    return image_grid(to_uint8(x.cpu()), nrow=PER_CLASS, scale=2)
+def picture_samples(pipe: Pipeline, seed: int) -> torch.Tensor:
+    """PER_CLASS samples of every class at the model's defaults, in class order."""
+    return pipe.generate(PER_CLASS * pipe.info.num_classes, seed=seed, label="all")[0].cpu()
+
+
+def palette_effect(pipe: Pipeline, x: torch.Tensor, seed: int, k: int) -> dict:
+    """Median coherence of the picture's samples with and without a k-colour palette: the pixel model's samples
+    snapped afterwards, the latent model's decoded without its palette (the same seed), so that what the palette
+    does is told from what the latent design does."""
+    if pipe.autoencoder is None:
+        return {"coherence": coherence(x), f"coherence_palette_{k}": coherence(snap_to_palette(x, k))}
+    own = pipe.autoencoder.config
+    pipe.autoencoder.config = replace(own, palette=0)
+    raw = picture_samples(pipe, seed)
+    pipe.autoencoder.config = own
+    return {f"coherence_palette_{own.palette}": coherence(x), "coherence_without_palette": coherence(raw)}
 
 
 def main() -> None:
@@ -48,6 +62,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the picture's samples")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--picture", type=Path, default=None)
+    p.add_argument("--palette", type=int, default=10, help="colours to snap the pixel model's samples to")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out, grids = {}, []
@@ -58,7 +73,9 @@ def main() -> None:
                      "sampling": config.get("sampling", {})}
         if args.num:
             out[name] |= evaluate(pipe, num=args.num, seed=EVAL_SEED)
-        grids.append(grid(pipe, args.seed))
+        x = picture_samples(pipe, args.seed)
+        out[name]["picture_samples"] = palette_effect(pipe, x, args.seed, args.palette)
+        grids.append(image_grid(to_uint8(x), nrow=PER_CLASS, scale=2))
     if args.picture:
         gap = np.full((grids[0].shape[0], 16, 3), 255, dtype=np.uint8)
         save_png(np.concatenate([grids[0], gap, grids[1]], axis=1), args.picture)
