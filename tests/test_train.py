@@ -250,7 +250,7 @@ def _as_recorded(config: dict, recorded: dict) -> dict:
     return {k: _as_recorded(config[k], v) if isinstance(v, dict) else config[k] for k, v in recorded.items()}
 
 
-@pytest.mark.parametrize("name", ["spiral", "digits", "fashion", "pokemon", "pokemon_autoencoder"])
+@pytest.mark.parametrize("name", ["spiral", "digits", "fashion", "pokemon", "pokemon_autoencoder", "pokemon_latent"])
 def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_trained_with(name):
     """What makes a card's 'Reproduce with' true: every command of the lineage, parsed by the train command
     today, gives exactly the training config recorded beside it (presets, --config files and flags included)."""
