@@ -193,3 +193,24 @@ def test_the_page_shows_a_latent_model_in_pixels(tiny_latent):
     assert step.x0_error == lesson.one_step(pipe, x0, 500, label="red", guidance=2.0, pictures=False).x0_error
     picture = lesson_viz.noise_picture(step.eps)  # the latent's four channels as grey tiles, four to a row
     assert picture.ndim == 2 and picture.shape[1] > 4 * picture.shape[0] // 2
+
+
+def test_a_latent_run_starts_from_a_latent_checkpoint_on_the_same_latents_only(tiny_autoencoder, tiny_latent, tmp_path):
+    """--init-from a latent folder (denoiser and autoencoder in one file) gives the run its denoiser's weights; a
+    denoiser that learned on another autoencoder's latents (here: a re-fitted scale factor) is refused."""
+    unet = {"type": "unet", "in_channels": 4, "image_size": 12, "base_channels": 8, "channel_mults": [1, 2],
+            "num_classes": 10}
+    fields = dict(model=unet, autoencoder=str(tiny_autoencoder), steps=2, lr=1e-4, batch_size=8, warmup_steps=1,
+                  sample_every=100, save_every=100)
+    path = tmp_path / "ft.json"
+    path.write_text(json.dumps({"older_drawings": False, "mixed_precision": "no", **fields}))
+    out = train(load_train_config("pokemon_latent", path), tmp_path / "ft", "test", init_from=str(tiny_latent))
+    assert load_checkpoint(out).config["training"]["init_from"]["checkpoint"] == str(tiny_latent)
+    other = tmp_path / "other"
+    other.mkdir()
+    config = json.loads((tiny_latent / "config.json").read_text())
+    config["autoencoder"]["scale_factor"] *= 2
+    (other / "config.json").write_text(json.dumps(config))
+    (other / "model.safetensors").symlink_to(tiny_latent / "model.safetensors")
+    with pytest.raises(ValueError, match="learned on the latents of"):
+        train(load_train_config("pokemon_latent", path), tmp_path / "ft2", "test", init_from=str(other))

@@ -157,7 +157,8 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     state = check_resumable(load_train_state(out), out, init_from, config.to_dict(), acc.print)
     if state is None:  # a fresh run: from scratch, or from checkpoint init_from's weights
         if init_from is not None:
-            weights, parent = load_init(init_from, model_config_to_dict(config.model))
+            latents = None if autoencoder is None else model_config_to_dict(autoencoder.config)
+            weights, parent = load_init(init_from, model_config_to_dict(config.model), latents)
             load_init_weights(model, weights)
             load_init_weights(ema, weights)
         if acc.is_main_process:  # after load_init: a bad --init-from leaves the folder as it was

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from ..files.checkpoint import load_checkpoint
 from ..models import model_config_from_dict, model_config_to_dict
+from ..pipeline import split_weights
 
 STATE_DIR = "train_state"
 
@@ -80,18 +81,33 @@ def _weight_shaping(model_config: dict | None) -> dict | None:
     return {k: v for k, v in d.items() if k not in WEIGHTLESS}
 
 
-def load_init(path: str | Path, model_config: dict) -> tuple[dict[str, torch.Tensor], dict]:
+def load_init(path: str | Path, model_config: dict, autoencoder: dict | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict]:
     """The EMA weights and training record of checkpoint `path`, for a run that starts from them (fine-tuning). The
     run's model must be the checkpoint's, up to the settings in WEIGHTLESS (dropout) and those in GROWN the checkpoint
-    has off (their weights are then missing: `load_init_weights` leaves them at their zero-initialised start)."""
+    has off (their weights are then missing: `load_init_weights` leaves them at their zero-initialised start). A
+    latent checkpoint gives its denoiser's weights alone, and only to a run on the same autoencoder's latents (its
+    config `autoencoder`, up to the decode-time palette)."""
     ckpt = load_checkpoint(path)
+    check_same_latents(path, ckpt.config.get("autoencoder"), autoencoder)
     theirs, ours = _weight_shaping(ckpt.config.get("model")), _weight_shaping(model_config)
     if theirs is not None:
         theirs = {k: ours.get(k, v) if k in GROWN and not v else v for k, v in theirs.items()}
     if theirs != ours:
         raise ValueError(f"--init-from {path}: its model {json.dumps(ckpt.config.get('model'))} differs from this "
                          f"run's {json.dumps(model_config)}")
-    return ckpt.state_dict, ckpt.config.get("training", {})
+    return split_weights(ckpt.state_dict)[0], ckpt.config.get("training", {})
+
+
+def check_same_latents(path: str | Path, theirs: dict | None, ours: dict | None) -> None:
+    """An error when checkpoint `path`'s denoiser learned on other latents than this run's (pixels or another
+    autoencoder's: a retrained one, or a re-fitted scale factor)."""
+    def shaping(config: dict | None) -> dict | None:
+        return None if config is None else {k: v for k, v in config.items() if k != "palette"}
+
+    if shaping(theirs) != shaping(ours):
+        raise ValueError(f"--init-from {path}: its denoiser learned on the latents of {json.dumps(theirs)}, this run "
+                         f"works on {json.dumps(ours)}")
 
 
 def load_init_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
