@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,22 +35,25 @@ def training_minutes(config: dict) -> float:
     return round(sum(r.get("seconds", 0.0) for r in records) / 60, 1)
 
 
-def picture_samples(pipe: Pipeline, seed: int) -> torch.Tensor:
-    """PER_CLASS samples of every class at the model's defaults, in class order."""
-    return pipe.generate(PER_CLASS * pipe.info.num_classes, seed=seed, label="all")[0].cpu()
-
-
-def palette_effect(pipe: Pipeline, x: torch.Tensor, seed: int, k: int) -> dict:
-    """Median coherence of the picture's samples with and without a k-colour palette: the pixel model's samples
-    snapped afterwards, the latent model's decoded without its palette (the same seed), so that what the palette
-    does is told from what the latent design does."""
+def picture_samples(pipe: Pipeline, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PER_CLASS samples of every class at the model's defaults, in class order: (as shown, before any palette), one
+    run: a latent model's last latents through its decoder with and without the decoder's palette, a pixel model's
+    samples twice."""
+    for out in pipe.run(PER_CLASS * pipe.info.num_classes, seed=seed, label="all"):
+        pass
     if pipe.autoencoder is None:
-        return {"coherence": coherence(x), f"coherence_palette_{k}": coherence(snap_to_palette(x, k))}
-    own = pipe.autoencoder.config
-    pipe.autoencoder.config = replace(own, palette=0)
-    raw = picture_samples(pipe, seed)
-    pipe.autoencoder.config = own
-    return {f"coherence_palette_{own.palette}": coherence(x), "coherence_without_palette": coherence(raw)}
+        return out.x_t.cpu(), out.x_t.cpu()
+    return pipe.decode(out.x_t).cpu(), pipe.autoencoder.decode(out.x_t, snap=False).cpu()
+
+
+def palette_effect(pipe: Pipeline, shown: torch.Tensor, raw: torch.Tensor, k: int) -> dict:
+    """Median coherence of the picture's samples with and without a palette: the pixel model's samples snapped to k
+    colours afterwards, the latent model's decoded without its own palette, so that what the palette does is told
+    from what the latent design does."""
+    if pipe.autoencoder is None:
+        return {"coherence": coherence(raw), f"coherence_palette_{k}": coherence(snap_to_palette(raw, k))}
+    return {f"coherence_palette_{pipe.autoencoder.config.palette}": coherence(shown),
+            "coherence_without_palette": coherence(raw)}
 
 
 def main() -> None:
@@ -73,9 +75,9 @@ def main() -> None:
                      "sampling": config.get("sampling", {})}
         if args.num:
             out[name] |= evaluate(pipe, num=args.num, seed=EVAL_SEED)
-        x = picture_samples(pipe, args.seed)
-        out[name]["picture_samples"] = palette_effect(pipe, x, args.seed, args.palette)
-        grids.append(image_grid(to_uint8(x), nrow=PER_CLASS, scale=2))
+        shown, raw = picture_samples(pipe, args.seed)
+        out[name]["picture_samples"] = palette_effect(pipe, shown, raw, args.palette)
+        grids.append(image_grid(to_uint8(shown), nrow=PER_CLASS, scale=2))
     if args.picture:
         gap = np.full((grids[0].shape[0], 16, 3), 255, dtype=np.uint8)
         save_png(np.concatenate([grids[0], gap, grids[1]], axis=1), args.picture)

@@ -23,7 +23,9 @@ from diffusion_core.data.datasets import load_dataset, to_uint8
 from diffusion_core.data.sprites import foreground
 from diffusion_core.files.card import autoencoder_card, command_line, hardware_description
 from diffusion_core.files.pictures import image_grid, save_png
-from diffusion_core.training.autoencoder_stage import load_autoencoder, reconstruct, reconstruction_report, split_heldout
+from diffusion_core.models.palette import snap_to_palette
+from diffusion_core.training.autoencoder_stage import (fidelity, load_autoencoder, reconstruct, reconstruction_report,
+                                                     split_heldout)
 
 
 def palette_sizes(images: np.ndarray) -> list[int]:
@@ -33,13 +35,11 @@ def palette_sizes(images: np.ndarray) -> list[int]:
 
 
 def sweep(model, x: torch.Tensor, sizes: list[int]) -> list[dict]:
-    """The held-out report of the model with each palette size (0 = the decoder's raw output)."""
-    rows = []
-    for k in sizes:
-        model.config = replace(model.config, palette=k)
-        r = reconstruction_report(model, x)
-        rows.append({"palette": k, "psnr": round(r["psnr"], 3), "coherence": round(r["coherence"], 4)})
-    return rows
+    """The held-out PSNR and coherence of the model's reconstructions of x in each palette size (0 = the decoder's
+    raw output), the decoder run once."""
+    real, raw = to_uint8(x), reconstruct(model, x, snap=False)
+    return [{"palette": k, **{m: round(v, 3 if m == "psnr" else 4) for m, v in
+                              fidelity(snap_to_palette(raw, k) if k else raw, real).items()}} for k in sizes]
 
 
 def write_choice(folder: Path, model, x: torch.Tensor, k: int, rows: list[dict], argv: list[str]) -> None:
@@ -76,9 +76,7 @@ def main() -> None:
         k = args.set or max(args.sizes)
         x = held.x[:8]
         raw = reconstruct(model, x, snap=False)
-        model.config = replace(model.config, palette=k)
-        snapped = reconstruct(model, x)
-        save_png(image_grid(to_uint8(torch.cat([x, raw, snapped])), nrow=8, scale=3), args.picture)
+        save_png(image_grid(to_uint8(torch.cat([x, raw, snap_to_palette(raw, k)])), nrow=8, scale=3), args.picture)
     if args.set is not None:
         write_choice(Path(args.checkpoint), model, held.x, args.set, rows, sys.argv[1:])
 

@@ -118,7 +118,11 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor, snap: bool = True) -> torch.Tensor:
         """Images in [-1, 1] from scaled latents, drawn in the config's palette (snap=False: the decoder's output)."""
         x = self.decoder(z / self.config.scale_factor).clamp(-1.0, 1.0)
-        return snap_to_palette(x, self.config.palette) if snap and self.config.palette else x
+        return self.in_palette(x) if snap else x
+
+    def in_palette(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoded images x drawn in the config's palette (palette.py); x itself when it has none."""
+        return snap_to_palette(x, self.config.palette) if self.config.palette else x
 
     def decode_preview(self, z: torch.Tensor) -> torch.Tensor:
         """The linear preview of decode(z): blurrier, a thousand times cheaper."""

@@ -69,21 +69,23 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def reconstruction_report(model: Autoencoder, x: torch.Tensor) -> dict:
     """PSNR of D(E(x)) against x (after uint8 rounding, as shown: in the config's palette where it has one) and the
-    median colour coherence of both; with a palette, the decoder's own output's figures too (`..._raw`)."""
+    median colour coherence of both; with a palette, the decoder's own output's figures too (`..._raw`). The
+    decoder runs once: the palette is drawn on its output."""
     real = to_uint8(x)
-    report = _fidelity(model, x, real, True) | {"coherence_real": float(np.median(smooth_neighbours(real))),
-                                                  "images": len(x)}
+    raw = reconstruct(model, x.to(next(model.parameters()).device), snap=False).cpu()
+    report = fidelity(model.in_palette(raw), real) | {"coherence_real": float(np.median(smooth_neighbours(real))),
+                                                       "images": len(x)}
     if model.config.palette:
-        raw = _fidelity(model, x, real, False)
-        report |= {"palette": model.config.palette, "psnr_raw": raw["psnr"], "coherence_raw": raw["coherence"]}
+        report |= {"palette": model.config.palette} | {f"{k}_raw": v for k, v in fidelity(raw, real).items()}
     return report
 
 
-def _fidelity(model: Autoencoder, x: torch.Tensor, real: np.ndarray, snap: bool) -> dict:
-    """PSNR and median coherence of the uint8 reconstructions of x (snapped to the palette or not)."""
-    recon = to_uint8(reconstruct(model, x.to(next(model.parameters()).device), snap=snap).cpu())
-    return {"psnr": psnr(torch.from_numpy(recon) / 127.5, torch.from_numpy(real) / 127.5),
-            "coherence": float(np.median(smooth_neighbours(recon)))}
+def fidelity(recon: torch.Tensor, real: np.ndarray) -> dict:
+    """PSNR against the uint8 images `real` and median coherence of reconstructions [N, C, H, W] in [-1, 1], both
+    after uint8 rounding (as shown)."""
+    shown = to_uint8(recon)
+    return {"psnr": psnr(torch.from_numpy(shown) / 127.5, torch.from_numpy(real) / 127.5),
+            "coherence": float(np.median(smooth_neighbours(shown)))}
 
 
 def preview_reconstructions(model: Autoencoder, heldout: Dataset, path: Path) -> None:
