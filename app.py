@@ -23,7 +23,7 @@ from diffusion_core.playground.recording import RECORDINGS, give_back_memory
 from diffusion_core.schedules import make_schedule
 from editing_widgets import EDIT_TABS, Context, editing_sections, strip_note, wire_editing
 from widgets import (CLASSES, INSTANT_TABS, ONE_STEP_PICTURES, PICTURE, PLOTLY_JS, SKETCHES, STATIC, controls,
-                     instant_toggle, live_outputs, sketch_section)
+                     instant_controls, live_outputs, sketch_section)
 
 ROOT = Path(__file__).resolve().parent
 GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
@@ -32,7 +32,8 @@ GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
 # the shipped copy in checkpoints/. None until the checkpoints are published (docs/PUBLISHING.md): the shipped
 # copies are used. The README front matter's `models:` lists the same repos (tests/test_readme.py).
 HUB_REPOS: dict[str, tuple[str, str] | None] = {"spiral": None, "digits": None, "fashion": None, "pokemon": None,
-                                                "digits_fast": None}  # digits_fast: Instant mode's distilled model
+                                                # Instant mode's distilled students: 4, 2 and 1 steps
+                                                "digits_fast": None, "digits_fast_2": None, "digits_fast_1": None}
 CHECKPOINTS = {name: pg.CheckpointSpec(*(repo or (None, None)), fallback=ROOT / "checkpoints" / name)
                for name, repo in HUB_REPOS.items()}
 STORE = pg.ModelStore(CHECKPOINTS, os.environ.get("PLAYGROUND_CHECKPOINTS") or None)
@@ -122,11 +123,12 @@ def make_generate(tab: str):
 def make_instant(tab: str):
     """Instant mode: the final grid of the tab's few-step model at the moving settings (nothing when it is off)."""
     @gpu
-    def instant_samples(on: bool, guidance: float, label: str, seed: float, samples: float):
+    def instant_samples(on: bool, steps: int, guidance: float, label: str, seed: float, samples: float):
         if not on:
             return gr.skip(), gr.skip()
         with shown_in_page():
-            return instant.instant_grid(STORE.get(f"{tab}_fast"), tab, guidance, label, seed, samples)
+            return instant.instant_grid(STORE.get(instant.student_name(tab, steps)), tab, guidance, label, seed,
+                                        samples)
     return instant_samples
 
 
@@ -238,7 +240,7 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             inputs = controls(tab)
-            fast = instant_toggle(tab) if tab in INSTANT_TABS else None
+            fast = instant_controls(tab) if tab in INSTANT_TABS else None  # (on, steps)
             with gr.Row():
                 go, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop", variant="stop")
             lab_parts = lab_widgets.lab_sections() if tab == "spiral" else None  # the 2D lab
@@ -268,8 +270,8 @@ def generation_tab(demo: gr.Blocks, tab: str) -> None:
     runs = {tab: go.click(HANDLERS[tab], inputs, outputs, api_name=tab, show_progress_on=[status], **SAMPLING)}
     if fast is not None:  # every move of g, the label, the seed or the samples redraws; only the newest is computed
         guidance, label, seed, samples = inputs[3:7]
-        gr.on([fast.change, guidance.input, label.change, seed.change, samples.input], make_instant(tab),
-              [fast, guidance, label, seed, samples], [final[0], status], api_name=f"{tab}_instant",
+        gr.on([fast[0].change, fast[1].change, guidance.input, label.change, seed.change, samples.input],
+              make_instant(tab), [*fast, guidance, label, seed, samples], [final[0], status], api_name=f"{tab}_instant",
               trigger_mode="always_last", show_progress="hidden", **SAMPLING)
     if drawing:
         runs[f"{tab}_sketch"] = drawing[2].click(make_complete(tab), [*drawing[:2], *inputs], outputs,

@@ -80,11 +80,17 @@ def controls(tab: str) -> list:
 INSTANT_TABS = ("digits",)  # tabs with a few-step distilled model (checkpoints/TAB_fast)
 
 
-def instant_toggle(tab: str) -> gr.Checkbox:
-    """Instant mode: the final grid redraws as g, the seed, the label or the samples move (no Generate)."""
-    return gr.Checkbox(False, label="Instant: redraw the final samples as you move g, the seed or the label",
-                       info="a 4-step model distilled from this one, g up to 4; Generate still shows every step",
-                       elem_id=f"{tab}-instant")
+def instant_controls(tab: str) -> tuple[gr.Checkbox, gr.Radio]:
+    """Instant mode: the final grid redraws as g, the seed, the label or the samples move (no Generate), from the
+    distilled student of the steps chosen beside it."""
+    on = gr.Checkbox(False, label="Instant: redraw the final samples as you move g, the seed or the label",
+                     info="a model distilled from this one, g up to 4; Generate still shows every step",
+                     elem_id=f"{tab}-instant")
+    steps = gr.Radio([4, 2, 1], value=2, label="Instant: steps of the distilled model",
+                     info="2 and 4 look alike (FLD 2.7 and 2.2 at g = 2); 1 is the fastest, a few digits "
+                          "scratchy (6.2)",
+                     elem_id=f"{tab}-instant-steps")
+    return on, steps
 
 
 def live_outputs(tab: str) -> list:

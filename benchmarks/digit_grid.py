@@ -2,7 +2,7 @@
 distilled few-step model (distill.py) at its own steps, in float32 and under bf16 autocast (fast.py).
 
     .venv/bin/python -m benchmarks.digit_grid [--checkpoint checkpoints/digits] [--threads 2] [--repeats 5]
-        [--distilled checkpoints/digits_fast ...]
+        [--distilled checkpoints/digits_fast checkpoints/digits_fast_2 ...]
 
 Prints the median seconds per grid for each sampler (model loaded once, first run discarded as warm-up), with the
 checkpoint's guidance interval, the CPU, torch's kernel level (AVX2, AVX512) and the load average: the time depends
@@ -40,7 +40,8 @@ def main() -> None:
     p.add_argument("--checkpoint", default="checkpoints/digits")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--distilled", nargs="*", default=["checkpoints/digits_fast"],
+    p.add_argument("--distilled", nargs="*",
+                   default=["checkpoints/digits_fast", "checkpoints/digits_fast_2", "checkpoints/digits_fast_1"],
                    help="few-step checkpoints to time at their own steps (none: skip)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,9 +1,9 @@
 """How soon the Digits tab's Instant grid redraws after a guidance-slider move, in headless Chromium.
 
-    .venv/bin/python -m benchmarks.instant_latency [--threads 2] [--moves 12] [--samples 1 4]
+    .venv/bin/python -m benchmarks.instant_latency [--threads 2] [--moves 12] [--samples 1 4] [--steps 2 4 1]
 
-Starts `python app.py` (PLAYGROUND_THREADS=--threads), ticks Instant on the Digits tab, and for each per-label sample
-count clicks the guidance track at alternating g (each click moves the handle there, as a drag passes it) and waits
+Starts `python app.py` (PLAYGROUND_THREADS=--threads), ticks Instant on the Digits tab, and for each of the distilled
+students' step counts (the tab's Instant steps) and each per-label sample count clicks the guidance track at alternating g (each click moves the handle there, as a drag passes it) and waits
 for the final grid's <img> to change. Prints the median and 90th percentile of click-to-new-picture (the browser's
 own clock, from a MutationObserver), the server's share (the status line's seconds) and the load average.
 """
@@ -61,6 +61,8 @@ def main() -> None:
     p.add_argument("--moves", type=int, default=12)
     p.add_argument("--samples", type=int, nargs="+", default=[1, 4],
                    help="samples per label asked (label 'all'; 4 is the tab's default)")
+    p.add_argument("--steps", type=int, nargs="+", default=[2],
+                   help="Instant steps: the students to time (2 is the tab's default; 4, 1)")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -78,15 +80,19 @@ def main() -> None:
             page.locator("#digits-instant input[type=checkbox]").check()
             page.wait_for_selector("#digits-final img", timeout=120_000)
             page.evaluate(OBSERVE)
-            for per_label in args.samples:
-                set_number(page, "digits-samples", per_label)
-                time.sleep(2.0)
-                lat, server = moves(page, args.moves)
-                drawn = 10 * min(per_label, INSTANT_MAX // 10)  # instant.py holds the grid to INSTANT_MAX
-                out[f"{drawn} digits drawn (label all, {per_label} per label asked)"] = {
-                    "median_s": round(statistics.median(lat), 3),
-                    "p90_s": round(sorted(lat)[int(0.9 * (len(lat) - 1))], 3),
-                    "server_median_s": round(statistics.median(server), 3) if server else None}
+            for steps in args.steps:
+                page.locator("#digits-instant-steps").get_by_role("radio", name=str(steps), exact=True).check()
+                page.wait_for_function("document.querySelector('#digits-status').textContent"
+                                       f".includes('Instant: {steps} distilled steps')", timeout=120_000)
+                for per_label in args.samples:
+                    set_number(page, "digits-samples", per_label)
+                    time.sleep(2.0)
+                    lat, server = moves(page, args.moves)
+                    drawn = 10 * min(per_label, INSTANT_MAX // 10)  # instant.py holds the grid to INSTANT_MAX
+                    out[f"{steps} steps, {drawn} digits drawn (label all, {per_label} per label asked)"] = {
+                        "median_s": round(statistics.median(lat), 3),
+                        "p90_s": round(sorted(lat)[int(0.9 * (len(lat) - 1))], 3),
+                        "server_median_s": round(statistics.median(server), 3) if server else None}
             browser.close()
     finally:
         proc.terminate()

@@ -4,7 +4,7 @@
         [--bf16] [--channels-last] [--compile] [--peer-same]
 
 --bf16 / --channels-last / --compile run our UNet through fast.py's options (Pipeline.with_options); --peer-same
-gives diffusers' UNet the same bf16 autocast and channels-last, for the like-for-like reading.
+gives diffusers' UNet the same bf16 autocast, channels-last and torch.compile, for the like-for-like reading.
 
 Prints images/s for both and their ratio, and our sampler's overhead: total sampling time divided by the
 time spent in the model calls alone (1.00 = no overhead).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 
 import torch
@@ -78,15 +79,16 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true", help="our UNet under bf16 autocast (fast.py)")
     p.add_argument("--channels-last", action="store_true", help="our UNet channels-last (fast.py)")
     p.add_argument("--compile", action="store_true", help="our UNet through torch.compile (fast.py)")
-    p.add_argument("--peer-same", action="store_true", help="diffusers' UNet under the same bf16 / channels-last")
+    p.add_argument("--peer-same", action="store_true",
+                   help="diffusers' UNet under the same bf16 / channels-last / compile")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     options = FastOptions(bf16=args.bf16, channels_last=args.channels_last, compile=args.compile)
-    peer = FastOptions(bf16=args.bf16, channels_last=args.channels_last) if args.peer_same else FastOptions()
-    plain, theirs = build_model(OURS).eval(), diffusers_unet()
+    peer = options if args.peer_same else FastOptions()
+    plain, theirs_plain = build_model(OURS).eval(), diffusers_unet()
     ours = fast_model(plain, options)
-    if peer.channels_last:
-        theirs = theirs.to(memory_format=torch.channels_last)
+    theirs = theirs_plain.to(memory_format=torch.channels_last) if peer.channels_last else theirs_plain
+    theirs = torch.compile(theirs, dynamic=False, options={"freezing": True}) if peer.compile else theirs  # as fast.py
     run_ours(ours, args.batch, args.steps, 0), run_diffusers(theirs, args.batch, args.steps, 0, peer)  # warm-up
     t_ours, t_inside, t_theirs = [], [], []
     for r in range(args.repeats):  # interleaved, so machine load hits both alike
@@ -96,9 +98,12 @@ def main() -> None:
     ips = lambda ts: args.batch * len(ts) / sum(ts)  # noqa: E731
     print(json.dumps({
         "ours_options": options.__dict__, "diffusers_options": peer.__dict__,
-        "ours_params": count_parameters(plain), "diffusers_params": count_parameters(theirs),
+        "ours_params": count_parameters(plain), "diffusers_params": count_parameters(theirs_plain),
         "ours_images_per_s": round(ips(t_ours), 1), "diffusers_images_per_s": round(ips(t_theirs), 1),
         "speed_ratio_ours_over_diffusers": round(sum(t_theirs) / sum(t_ours), 3),
+        # each repeat's ratio (the two runs side by side in time), median: a burst of load on the shared machine
+        # during one run moves the total's ratio, not this one
+        "speed_ratio_median_of_repeats": round(statistics.median(b / a for a, b in zip(t_ours, t_theirs)), 3),
         "sampler_overhead_total_over_model": round(sum(t_ours) / sum(t_inside), 4),
         "batch": args.batch, "steps": args.steps, "threads": args.threads, "repeats": args.repeats,
         "load_average": os.getloadavg(),

@@ -52,3 +52,14 @@ def test_a_guidance_embedding_student_keeps_its_one_pass_through_the_wrapper():
     a, _ = pipe.generate(3, seed=1, label="all", guidance=3.0, sampler="distilled", steps=2)
     b, _ = fast.generate(3, seed=1, label="all", guidance=3.0, sampler="distilled", steps=2)
     assert (a - b).abs().max() < 0.1
+
+
+def test_compile_gives_the_float32_samples():
+    """torch.compile (sample --compile, FastOptions(compile=True)) is the same network: the same samples."""
+    torch.set_num_threads(1)
+    pipe = _pipe()
+    ref, _ = pipe.generate(4, seed=5, label="all", guidance=0.0, steps=3)
+    compiled = pipe.with_options(FastOptions(compile=True))
+    assert isinstance(compiled.model, FastModel) and compiled.model.run is not compiled.model.inner
+    fast, _ = compiled.generate(4, seed=5, label="all", guidance=0.0, steps=3)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)

@@ -1,11 +1,13 @@
 """Instant mode's one-call grid (playground/instant.py) on a tiny distilled-style checkpoint: checked settings, g held to the
-distilled range, the same samples for the same settings."""
+distilled range, the same samples for the same settings; and the shipped student of each step count."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from diffusion_core.diffusion import DiffusionConfig
-from diffusion_core.playground.instant import instant_grid
+from diffusion_core.playground.instant import STUDENTS, instant_grid, student_name
 from diffusion_core.models import UNet, UNetConfig
 from diffusion_core.pipeline import ModelInfo, Pipeline, SamplingDefaults
 
@@ -50,3 +52,25 @@ def test_the_grid_is_held_to_instant_max_and_the_status_says_so(pipe):
     assert "16 of the 20 asked" in status
     _, status = instant_grid(pipe, "digits", 2.0, "7", 0, 16)
     assert "Generate draws them all" not in status
+
+
+@pytest.mark.parametrize("steps", sorted(STUDENTS))
+def test_each_instant_step_count_has_a_shipped_student_that_samples_in_those_steps(steps):
+    """The Digits tab's Instant steps 4, 2 and 1 load checkpoints/digits_fast, digits_fast_2 and digits_fast_1: each a
+    g-embedding student sampled by the distilled sampler at its own steps, one forward pass of the batch per step."""
+    torch.set_num_threads(1)
+    folder = Path(__file__).resolve().parent.parent / "checkpoints" / student_name("digits", steps)
+    pipe = Pipeline.load(folder)
+    assert pipe.info.sampling.sampler == "distilled" and pipe.info.sampling.steps == steps
+    assert pipe.model.config.guidance_embedding
+    calls = []
+    pipe.model.register_forward_hook(lambda *_: calls.append(1))
+    grid, status = instant_grid(pipe, "digits", 3.0, "all", 0, 1)
+    assert len(calls) == steps and grid.shape[2] == 3
+    assert status.startswith(f"Instant: {steps} distilled steps at g = 3 in ")
+
+
+@pytest.mark.parametrize("bad", [3, 0, 8, 2.5, "two", None])
+def test_instant_steps_other_than_the_students_are_refused(bad):
+    with pytest.raises(ValueError, match="instant steps"):
+        student_name("digits", bad)

@@ -74,6 +74,20 @@ def test_dragging_guidance_redraws_the_final_grid_while_it_moves(page):
     assert float(page.locator("#digits-guidance input[type=number]").input_value()) == 0
 
 
+def instant_status_says(page, text: str) -> None:
+    page.wait_for_function(f"document.querySelector('#digits-status').textContent.includes({text!r})", timeout=30_000)
+
+
+def test_choosing_fewer_steps_redraws_from_that_student(page):
+    """Instant steps 4 and 1 redraw the grid from the 4- and 1-step students (the status says which); 2, the
+    default, goes back."""
+    for steps in (4, 1, 2):
+        before = final_src(page)
+        page.locator("#digits-instant-steps").get_by_role("radio", name=str(steps), exact=True).check()
+        instant_status_says(page, f"Instant: {steps} distilled steps")
+        page.wait_for_function(f"document.querySelector('{FINAL}').src !== {before!r}", timeout=30_000)
+
+
 def test_seed_and_label_redraw_too_and_generate_still_streams(page):
     before = final_src(page)
     box = page.locator("#digits-seed input")

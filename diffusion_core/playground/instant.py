@@ -14,6 +14,16 @@ from .checks import check_number
 from .runs import MAX_SAMPLES, MAX_SEED, check_label
 
 INSTANT_MAX = 16  # digits an instant grid draws at most: label 'all' -> 1 per label (benchmarks/RESULTS.md, redraw)
+# the distilled students of each few-step stage (docs/TRAINING.md): steps -> checkpoint name, from TAB's name
+STUDENTS = {4: "{tab}_fast", 2: "{tab}_fast_2", 1: "{tab}_fast_1"}
+
+
+def student_name(tab: str, steps) -> str:
+    """The checkpoint name of `tab`'s distilled student of `steps` steps (1, 2 or 4)."""
+    n = check_number("instant steps", steps, 1, 4, integer=True)
+    if n not in STUDENTS:
+        raise ValueError(f"instant steps must be one of {sorted(STUDENTS)} (the distilled students), not {n}")
+    return STUDENTS[n].format(tab=tab)
 
 
 def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_max: float = DistillConfig.g_max
