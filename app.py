@@ -32,8 +32,9 @@ GIF_DIR = Path(tempfile.gettempdir()) / "diffusion_playground"
 # the shipped copy in checkpoints/. None until the checkpoints are published (docs/PUBLISHING.md): the shipped
 # copies are used. The README front matter's `models:` lists the same repos (tests/test_readme.py).
 HUB_REPOS: dict[str, tuple[str, str] | None] = {"spiral": None, "digits": None, "fashion": None, "pokemon": None,
-                                                # Instant mode's distilled students: 4, 2 and 1 steps
-                                                "digits_fast": None, "digits_fast_2": None, "digits_fast_1": None}
+                                                # Instant mode's distilled students (playground/instant.STUDENTS)
+                                                "digits_fast": None, "digits_fast_2": None, "digits_fast_1": None,
+                                                "fashion_fast": None, "fashion_fast_2": None}
 CHECKPOINTS = {name: pg.CheckpointSpec(*(repo or (None, None)), fallback=ROOT / "checkpoints" / name)
                for name, repo in HUB_REPOS.items()}
 STORE = pg.ModelStore(CHECKPOINTS, os.environ.get("PLAYGROUND_CHECKPOINTS") or None)

@@ -17,7 +17,7 @@ from PIL import Image
 from diffusion_core.data.datasets import DIGIT_CLASSES, FASHION_CLASSES
 from diffusion_core.data.sprites import COLOUR_CLASSES
 from diffusion_core.playground import runs as pg
-from diffusion_core.playground import sketch, viz
+from diffusion_core.playground import instant, sketch, viz
 
 STATIC = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -77,7 +77,10 @@ def controls(tab: str) -> list:
     return [sampler, steps, eta, *([guidance, label] if images else []), seed, samples, refresh]
 
 
-INSTANT_TABS = ("digits",)  # tabs with a few-step distilled model (checkpoints/TAB_fast)
+INSTANT_TABS = tuple(instant.STUDENTS)  # tabs with few-step distilled models (checkpoints/TAB_fast, TAB_fast_2, ...)
+INSTANT_STEPS_INFO = {  # what the step choice trades, measured (the students' cards, docs/TRAINING.md)
+    "digits": "2 and 4 look alike (FLD 2.7 and 2.2 at g = 2); 1 is the fastest, a few digits scratchy (6.2)",
+    "fashion": "a quick look: FLD 9.3 (2 steps) and 7.9 (4) at g = 2, where Generate's DDIM-20 reaches 2.7"}
 
 
 def instant_controls(tab: str) -> tuple[gr.Checkbox, gr.Radio]:
@@ -86,10 +89,8 @@ def instant_controls(tab: str) -> tuple[gr.Checkbox, gr.Radio]:
     on = gr.Checkbox(False, label="Instant: redraw the final samples as you move g, the seed or the label",
                      info="a model distilled from this one, g up to 4; Generate still shows every step",
                      elem_id=f"{tab}-instant")
-    steps = gr.Radio([4, 2, 1], value=2, label="Instant: steps of the distilled model",
-                     info="2 and 4 look alike (FLD 2.7 and 2.2 at g = 2); 1 is the fastest, a few digits "
-                          "scratchy (6.2)",
-                     elem_id=f"{tab}-instant-steps")
+    steps = gr.Radio(sorted(instant.STUDENTS[tab], reverse=True), value=2, label="Instant: steps of the distilled "
+                     "model", info=INSTANT_STEPS_INFO[tab], elem_id=f"{tab}-instant-steps")
     return on, steps
 
 

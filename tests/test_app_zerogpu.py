@@ -34,11 +34,11 @@ def test_sampling_handlers_run_under_spaces_gpu_when_spaces_is_importable():
     # compare: the three image tabs' samplers side by side (editing) and the Spiral lab's flow against diffusion;
     # compare_samplers: the Spiral lab's samplers side by side
     assert sorted(got["wrapped"]) == (["compare"] * 4 + ["compare_samplers"] + ["complete_sketch"] * 3 + ["generate"] * 3 + ["inpaint"] * 3
-                                      + ["instant_samples"] + ["interpolate"] * 3 + ["one_step", "spiral"])
+                                      + ["instant_samples"] * 2 + ["interpolate"] * 3 + ["one_step", "spiral"])
     on_gpu = {name for name, flag in got["events"].items() if flag}
     editing = {f"{tab}_{run}" for tab in ("digits", "fashion", "pokemon")
                for run in ("inpaint", "interpolate", "compare")}
     assert on_gpu == {"spiral", "digits", "fashion", "pokemon", "digits_sketch", "fashion_sketch", "pokemon_sketch",
                       "one_step", "one_step_init", "one_step_new_example", "spiral_compare", "spiral_compare_samplers",
-                      "digits_instant",
+                      "digits_instant", "fashion_instant",
                       *editing}, got

@@ -54,23 +54,30 @@ def test_the_grid_is_held_to_instant_max_and_the_status_says_so(pipe):
     assert "Generate draws them all" not in status
 
 
-@pytest.mark.parametrize("steps", sorted(STUDENTS))
-def test_each_instant_step_count_has_a_shipped_student_that_samples_in_those_steps(steps):
-    """The Digits tab's Instant steps 4, 2 and 1 load checkpoints/digits_fast, digits_fast_2 and digits_fast_1: each a
-    g-embedding student sampled by the distilled sampler at its own steps, one forward pass of the batch per step."""
+@pytest.mark.parametrize("tab, steps", [(tab, n) for tab, students in STUDENTS.items() for n in students])
+def test_each_instant_step_count_has_a_shipped_student_that_samples_in_those_steps(tab, steps):
+    """Instant's step choices load their shipped students (digits: checkpoints/digits_fast, _2, _1; fashion:
+    fashion_fast, _2): each a g-embedding student of its tab's data, sampled by the distilled sampler at its own
+    steps, one forward pass of the batch per step."""
     torch.set_num_threads(1)
-    folder = Path(__file__).resolve().parent.parent / "checkpoints" / student_name("digits", steps)
-    pipe = Pipeline.load(folder)
+    pipe = Pipeline.load(Path(__file__).resolve().parent.parent / "checkpoints" / student_name(tab, steps))
+    assert pipe.info.dataset == tab and pipe.model.config.guidance_embedding
     assert pipe.info.sampling.sampler == "distilled" and pipe.info.sampling.steps == steps
-    assert pipe.model.config.guidance_embedding
     calls = []
     pipe.model.register_forward_hook(lambda *_: calls.append(1))
-    grid, status = instant_grid(pipe, "digits", 3.0, "all", 0, 1)
+    grid, status = instant_grid(pipe, tab, 3.0, "all", 0, 1)
     assert len(calls) == steps and grid.shape[2] == 3
     assert status.startswith(f"Instant: {steps} distilled steps at g = 3 in ")
 
 
-@pytest.mark.parametrize("bad", [3, 0, 8, 2.5, "two", None])
-def test_instant_steps_other_than_the_students_are_refused(bad):
+@pytest.mark.parametrize("tab, bad", [("digits", 3), ("digits", 0), ("digits", 8), ("digits", 2.5), ("digits", "two"),
+                                      ("digits", None), ("fashion", 1)])
+def test_instant_steps_other_than_the_students_are_refused(tab, bad):
     with pytest.raises(ValueError, match="instant steps"):
-        student_name("digits", bad)
+        student_name(tab, bad)
+
+
+@pytest.mark.parametrize("tab", ["spiral", "pokemon"])
+def test_tabs_without_students_have_no_instant_mode(tab):
+    with pytest.raises(ValueError, match="no distilled model"):
+        student_name(tab, 2)

@@ -104,3 +104,13 @@ def test_seed_and_label_redraw_too_and_generate_still_streams(page):
     page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Done in')",
                            timeout=120_000)
     assert page.locator("#digits-xt img").get_attribute("src")  # the step-by-step view is still there
+
+
+def test_the_fashion_tab_has_instant_mode_too(page):
+    """The Fashion tab's own Instant box draws its grid from the fashion students (2 steps by default, 4 offered)."""
+    page.get_by_role("tab", name="Fashion").click()
+    page.locator("#fashion-instant input[type=checkbox]").check()
+    page.wait_for_selector("#fashion-final img", timeout=60_000)
+    page.wait_for_function("document.querySelector('#fashion-status').textContent.includes('Instant: 2 distilled "
+                           "steps')", timeout=60_000)
+    assert page.locator("#fashion-instant-steps").get_by_role("radio").count() == 2

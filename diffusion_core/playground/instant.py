@@ -14,16 +14,20 @@ from .checks import check_number
 from .runs import MAX_SAMPLES, MAX_SEED, check_label
 
 INSTANT_MAX = 16  # digits an instant grid draws at most: label 'all' -> 1 per label (benchmarks/RESULTS.md, redraw)
-# the distilled students of each few-step stage (docs/TRAINING.md): steps -> checkpoint name, from TAB's name
-STUDENTS = {4: "{tab}_fast", 2: "{tab}_fast_2", 1: "{tab}_fast_1"}
+# each tab's distilled students (docs/TRAINING.md): steps -> checkpoint name; Instant offers these step counts
+STUDENTS = {"digits": {4: "digits_fast", 2: "digits_fast_2", 1: "digits_fast_1"},
+            "fashion": {4: "fashion_fast", 2: "fashion_fast_2"}}
 
 
 def student_name(tab: str, steps) -> str:
-    """The checkpoint name of `tab`'s distilled student of `steps` steps (1, 2 or 4)."""
+    """The checkpoint name of `tab`'s distilled student of `steps` steps (one of STUDENTS[tab])."""
+    if tab not in STUDENTS:
+        raise ValueError(f"the {tab} tab has no distilled model: Instant is for {', '.join(STUDENTS)}")
     n = check_number("instant steps", steps, 1, 4, integer=True)
-    if n not in STUDENTS:
-        raise ValueError(f"instant steps must be one of {sorted(STUDENTS)} (the distilled students), not {n}")
-    return STUDENTS[n].format(tab=tab)
+    if n not in STUDENTS[tab]:
+        raise ValueError(f"instant steps must be one of {sorted(STUDENTS[tab])} (the {tab} tab's distilled "
+                         f"students), not {n}")
+    return STUDENTS[tab][n]
 
 
 def instant_grid(pipe: Pipeline, tab: str, guidance, label, seed, per_label, g_max: float = DistillConfig.g_max
