@@ -89,8 +89,9 @@ def instant_controls(tab: str) -> tuple[gr.Checkbox, gr.Radio]:
     on = gr.Checkbox(False, label="Instant: redraw the final samples as you move g, the seed or the label",
                      info="a model distilled from this one, g up to 4; Generate still shows every step",
                      elem_id=f"{tab}-instant")
-    steps = gr.Radio(sorted(instant.STUDENTS[tab], reverse=True), value=2, label="Instant: steps of the distilled "
-                     "model", info=INSTANT_STEPS_INFO[tab], elem_id=f"{tab}-instant-steps")
+    steps = gr.Radio(sorted(instant.STUDENTS[tab], reverse=True), value=instant.DEFAULT_STEPS,
+                     label="Instant: steps of the distilled model", info=INSTANT_STEPS_INFO[tab],
+                     elem_id=f"{tab}-instant-steps")
     return on, steps
 
 

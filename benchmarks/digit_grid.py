@@ -21,6 +21,7 @@ import torch
 from diffusion_core.fast import FastOptions
 from diffusion_core.files.card import hardware_description
 from diffusion_core.pipeline import Pipeline
+from diffusion_core.playground.instant import STUDENTS
 
 RUNS = {"dpm++-10": dict(sampler="dpm++", steps=10), "ddim-20": dict(sampler="ddim", steps=20)}
 
@@ -40,8 +41,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default="checkpoints/digits")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--distilled", nargs="*",
-                   default=["checkpoints/digits_fast", "checkpoints/digits_fast_2", "checkpoints/digits_fast_1"],
+    p.add_argument("--distilled", nargs="*", default=[f"checkpoints/{n}" for n in STUDENTS["digits"].values()],
                    help="few-step checkpoints to time at their own steps (none: skip)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

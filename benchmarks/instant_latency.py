@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.instant_latency [--threads 2] [--moves 12] [--samples 1 4] [--steps 2 4 1]
 
 Starts `python app.py` (PLAYGROUND_THREADS=--threads), ticks Instant on the Digits tab, and for each of the distilled
-students' step counts (the tab's Instant steps) and each per-label sample count clicks the guidance track at alternating g (each click moves the handle there, as a drag passes it) and waits
-for the final grid's <img> to change. Prints the median and 90th percentile of click-to-new-picture (the browser's
-own clock, from a MutationObserver), the server's share (the status line's seconds) and the load average.
+students' step counts (the tab's Instant steps) and each per-label sample count clicks the guidance track at
+alternating g (each click moves the handle there, as a drag passes it) and waits for the final grid's <img> to change.
+Prints the median and 90th percentile of click-to-new-picture (the browser's own clock, from a MutationObserver), the
+server's share (the status line's seconds) and the load average.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import time
 
 from benchmarks.app_fps import free_port, start
 from diffusion_core.files.card import hardware_description
-from diffusion_core.playground.instant import INSTANT_MAX
+from diffusion_core.playground.instant import DEFAULT_STEPS, INSTANT_MAX
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,8 +62,8 @@ def main() -> None:
     p.add_argument("--moves", type=int, default=12)
     p.add_argument("--samples", type=int, nargs="+", default=[1, 4],
                    help="samples per label asked (label 'all'; 4 is the tab's default)")
-    p.add_argument("--steps", type=int, nargs="+", default=[2],
-                   help="Instant steps: the students to time (2 is the tab's default; 4, 1)")
+    p.add_argument("--steps", type=int, nargs="+", default=[DEFAULT_STEPS],
+                   help=f"Instant steps: the students to time (the tab's default {DEFAULT_STEPS}; 4, 2, 1)")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 

@@ -19,12 +19,12 @@ def page(browser_page):  # noqa: F811
     return browser_page
 
 
-def turn_on_instant(page) -> None:
-    """Open the Digits tab, tick Instant, and wait for its first grid (no Generate pressed)."""
-    page.get_by_role("tab", name="Digits").click()
-    page.locator("#digits-instant input[type=checkbox]").check()
-    page.wait_for_selector(FINAL, timeout=60_000)
-    page.wait_for_function("document.querySelector('#digits-status').textContent.includes('Instant:')",
+def turn_on_instant(page, tab: str = "Digits") -> None:
+    """Open `tab`, tick Instant, and wait for its first grid (no Generate pressed)."""
+    page.get_by_role("tab", name=tab).click()
+    page.locator(f"#{tab.lower()}-instant input[type=checkbox]").check()
+    page.wait_for_selector(f"#{tab.lower()}-final img", timeout=60_000)
+    page.wait_for_function(f"document.querySelector('#{tab.lower()}-status').textContent.includes('Instant:')",
                            timeout=60_000)
 
 
@@ -108,9 +108,7 @@ def test_seed_and_label_redraw_too_and_generate_still_streams(page):
 
 def test_the_fashion_tab_has_instant_mode_too(page):
     """The Fashion tab's own Instant box draws its grid from the fashion students (2 steps by default, 4 offered)."""
-    page.get_by_role("tab", name="Fashion").click()
-    page.locator("#fashion-instant input[type=checkbox]").check()
-    page.wait_for_selector("#fashion-final img", timeout=60_000)
+    turn_on_instant(page, "Fashion")
     page.wait_for_function("document.querySelector('#fashion-status').textContent.includes('Instant: 2 distilled "
                            "steps')", timeout=60_000)
     assert page.locator("#fashion-instant-steps").get_by_role("radio").count() == 2

@@ -17,6 +17,7 @@ INSTANT_MAX = 16  # digits an instant grid draws at most: label 'all' -> 1 per l
 # each tab's distilled students (docs/TRAINING.md): steps -> checkpoint name; Instant offers these step counts
 STUDENTS = {"digits": {4: "digits_fast", 2: "digits_fast_2", 1: "digits_fast_1"},
             "fashion": {4: "fashion_fast", 2: "fashion_fast_2"}}
+DEFAULT_STEPS = 2  # Instant's default: looks like 4 steps, redraws in half the time (docs/TRAINING.md)
 
 
 def student_name(tab: str, steps) -> str:
