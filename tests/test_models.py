@@ -89,6 +89,43 @@ def test_refine_head_sees_x_t_at_full_resolution():
     assert change[:, :, :3, :3].abs().mean() > change[:, :, 8:, 8:].abs().mean()  # and most near it
 
 
+def test_multi_head_attention_is_torchs_multihead_attention():
+    """Attention(heads=h) is x + MultiheadAttention(GroupNorm(x)) over the pixels, with the 1x1 convs' weights as the
+    in- and out-projections (the heads split the channels in contiguous blocks in both)."""
+    from diffusion_core.models.unet import Attention
+    torch.manual_seed(0)
+    attention = Attention(16, groups=4, heads=4)
+    reference = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+    reference.in_proj_weight.data.copy_(attention.qkv.weight[:, :, 0, 0])
+    reference.in_proj_bias.data.copy_(attention.qkv.bias)
+    reference.out_proj.weight.data.copy_(attention.proj.weight[:, :, 0, 0])
+    reference.out_proj.bias.data.copy_(attention.proj.bias)
+    x = torch.randn(2, 16, 5, 3)
+    tokens = attention.norm(x).flatten(2).transpose(1, 2)  # [n, hw, c]
+    expected = x + reference(tokens, tokens, tokens, need_weights=False)[0].transpose(1, 2).reshape(x.shape)
+    torch.testing.assert_close(attention(x), expected)
+
+
+def test_attention_levels_attend_at_those_resolutions_only():
+    """attention_levels=(0,) puts self-attention after every res block at full resolution (16 x 16 = 256 tokens),
+    down and up, besides the middle's at the lowest (8 x 8); without it the model has the weights it always had."""
+    from diffusion_core.models.unet import Attention
+    torch.manual_seed(0)
+    plain = build_model(SMALL_UNET)
+    m = build_model(replace(SMALL_UNET, attention_levels=(0,), heads=2))
+    tokens = []
+    for module in m.modules():
+        if isinstance(module, Attention):
+            module.register_forward_hook(lambda mod, args, out: tokens.append(args[0].shape[2] * args[0].shape[3]))
+    torch.nn.init.normal_(m.out[-1].weight)
+    x = torch.randn(2, 3, 16, 16)
+    assert m(x, torch.tensor([5, 500]), torch.tensor([0, 4])).shape == x.shape
+    assert sorted(tokens) == [64] + [256] * 3  # one block down, two up at level 0; the middle's at level 1
+    res_blocks = {k.replace(".block.", ".") for k in m.state_dict() if ".attention." not in k}
+    assert res_blocks == set(plain.state_dict())  # the same res blocks, each followed by an attention
+    assert not any(".attention." in k for k in plain.state_dict())
+
+
 def test_mlp_shapes_and_parameters():
     m = build_model(MLPConfig(hidden=32, num_layers=3, time_dim=16))
     assert m(torch.randn(5, 2), torch.arange(5)).shape == (5, 2)
@@ -97,7 +134,8 @@ def test_mlp_shapes_and_parameters():
     assert count_parameters(m) == everything - frozen.numel() < everything
 
 
-@pytest.mark.parametrize("config", [SMALL_UNET, replace(SMALL_UNET, refine_channels=8), MLPConfig(num_classes=3)])
+@pytest.mark.parametrize("config", [SMALL_UNET, replace(SMALL_UNET, refine_channels=8), MLPConfig(num_classes=3),
+                                    replace(SMALL_UNET, attention_levels=(0, 1), heads=4)])
 def test_config_round_trip(config):
     d = model_config_to_dict(config)
     assert model_config_from_dict(d) == config
@@ -110,3 +148,7 @@ def test_config_errors_name_the_problem():
         model_config_from_dict({"type": "transformer"})
     with pytest.raises(ValueError, match="divisible"):
         UNetConfig(image_size=30, channel_mults=(1, 2, 2))
+    with pytest.raises(ValueError, match=r"attention_levels \(3,\) not in 0..2"):
+        UNetConfig(attention_levels=(3,))
+    with pytest.raises(ValueError, match="heads 3"):
+        UNetConfig(base_channels=32, heads=3)

@@ -1,5 +1,6 @@
 """A UNet for images (Ronneberger et al. 2015 as used by Ho et al. 2020): residual blocks with GroupNorm, the time
-embedding in every block, self-attention at the lowest resolution, optional class embedding with a null class, and
+embedding in every block, self-attention at the lowest resolution (and optionally at higher ones, as the latent
+UNets of Rombach et al. 2022, sec. 3.3), optional class embedding with a null class, and
 optional patching (pixel-unshuffle in, pixel-shuffle out: Hoogeboom et al. 2023, "simple diffusion", sec. 3) and an
 optional full-resolution head that refines a patched UNet's output from x_t's own pixels."""
 from __future__ import annotations
@@ -25,6 +26,8 @@ class UNetConfig:
     channel_mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution level
     num_res_blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
     attention: bool = True  # self-attention at the lowest resolution
+    attention_levels: tuple[int, ...] = ()  # levels (0 = full res.) whose res blocks are each followed by attention
+    heads: int = 1  # attention heads (each of channels / heads dimensions)
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0
     num_classes: int = 0  # 0: unconditional; else labels 0..num_classes-1 plus the null label num_classes
@@ -34,6 +37,11 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
+        object.__setattr__(self, "attention_levels", tuple(self.attention_levels))
+        if any(not 0 <= level < len(self.channel_mults) for level in self.attention_levels):
+            raise ValueError(f"attention_levels {self.attention_levels} not in 0..{len(self.channel_mults) - 1}")
+        if any(self.base_channels * m % self.heads for m in self.channel_mults):
+            raise ValueError(f"heads {self.heads} do not divide every level's channels")
         factor = self.patch_size * 2 ** (len(self.channel_mults) - 1)
         if self.patch_size < 1 or self.image_size % factor:
             raise ValueError(f"image_size {self.image_size} not divisible by patch_size {self.patch_size} "
@@ -61,19 +69,32 @@ class ResBlock(nn.Module):
 
 
 class Attention(nn.Module):
-    """Single-head self-attention over the pixels of a feature map, with a residual connection."""
+    """Multi-head self-attention over the pixels of a feature map (Vaswani et al. 2017, eq. 1 per head), with a residual
+    connection."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, groups: int, heads: int = 1):
         super().__init__()
         self.norm = nn.GroupNorm(groups, channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
+        self.heads = heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, h * w).transpose(2, 3).unbind(1)
-        out = F.scaled_dot_product_attention(q, k, v)  # [n, hw, c]
-        return x + self.proj(out.transpose(1, 2).reshape(n, c, h, w))
+        qkv = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).transpose(3, 4)
+        out = F.scaled_dot_product_attention(*qkv.unbind(1))  # [n, heads, hw, c / heads]
+        return x + self.proj(out.transpose(2, 3).reshape(n, c, h, w))
+
+
+class AttentionBlock(nn.Module):
+    """A ResBlock followed by self-attention at its resolution."""
+
+    def __init__(self, block: ResBlock, channels: int, groups: int, heads: int):
+        super().__init__()
+        self.block, self.attention = block, Attention(channels, groups, heads)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.block(x, emb))
 
 
 class RefineHead(nn.Module):
@@ -110,22 +131,26 @@ class UNet(nn.Module):
         self.unpatch, self.patch = nn.PixelUnshuffle(c.patch_size), nn.PixelShuffle(c.patch_size)
         patch_channels = c.in_channels * c.patch_size ** 2
         self.conv_in = nn.Conv2d(patch_channels, c.base_channels, 3, padding=1)
-        block = lambda a, b: ResBlock(a, b, emb_dim, c.groups, c.dropout)  # noqa: E731
+        def block(a: int, b: int, level: int | None = None) -> nn.Module:
+            res = ResBlock(a, b, emb_dim, c.groups, c.dropout)
+            return AttentionBlock(res, b, c.groups, c.heads) if level in c.attention_levels else res
+
         widths = [c.base_channels * m for m in c.channel_mults]
         self.down, skips, ch = nn.ModuleList(), [c.base_channels], c.base_channels
         for level, width in enumerate(widths):
             for _ in range(c.num_res_blocks):
-                self.down.append(block(ch, width))
+                self.down.append(block(ch, width, level))
                 ch = width
                 skips.append(ch)
             if level < len(widths) - 1:
                 self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skips.append(ch)
-        self.mid = nn.ModuleList([block(ch, ch), Attention(ch, c.groups) if c.attention else nn.Identity(), block(ch, ch)])
+        attention = Attention(ch, c.groups, c.heads) if c.attention else nn.Identity()
+        self.mid = nn.ModuleList([block(ch, ch), attention, block(ch, ch)])
         self.up = nn.ModuleList()
         for level, width in reversed(list(enumerate(widths))):
             for _ in range(c.num_res_blocks + 1):
-                self.up.append(block(ch + skips.pop(), width))
+                self.up.append(block(ch + skips.pop(), width, level))
                 ch = width
             if level > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)))
@@ -154,11 +179,12 @@ class UNet(nn.Module):
             emb = emb + self.guidance_mlp(sinusoidal_embedding(g * GUIDANCE_SCALE, self.config.base_channels))
         h = self.conv_in(self.unpatch(x_t))
         hs = [h]
+        takes_emb = (ResBlock, AttentionBlock)
         for layer in self.down:
-            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            h = layer(h, emb) if isinstance(layer, takes_emb) else layer(h)
             hs.append(h)
         h = self.mid[2](self.mid[1](self.mid[0](h, emb)), emb)
         for layer in self.up:
-            h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, ResBlock) else layer(h)
+            h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, takes_emb) else layer(h)
         output = self.patch(self.out(h))
         return output if self.refine is None else self.refine(x_t, output, emb)
