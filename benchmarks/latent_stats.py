@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from diffusion_core.data.datasets import load_dataset
+from diffusion_core.data.datasets import Dataset, load_dataset
 from diffusion_core.files.checkpoint import load_checkpoint
 from diffusion_core.pipeline import Pipeline
 
@@ -26,6 +26,19 @@ def channel_stats(z: torch.Tensor) -> dict:
             "centre_std": r(z[:, :, h // 2, w // 2].std(0)), "corner_std": r(z[:, :, 0, 0].std(0))}
 
 
+def latent_run(checkpoint: str) -> tuple[Pipeline, Dataset, dict]:
+    """A latent checkpoint's pipeline, the sprites its last training run used (its data options) and that run's
+    training config."""
+    ckpt = load_checkpoint(checkpoint)
+    pipe = Pipeline.from_checkpoint(ckpt)
+    if pipe.autoencoder is None:
+        raise SystemExit(f"{checkpoint} is not a latent model")
+    trained = ckpt.config["training"]["config"]
+    data = load_dataset(pipe.info.dataset, max_per_family=trained["max_per_family"],
+                        older_drawings=trained["older_drawings"], max_per_drawing=trained["max_per_drawing"])
+    return pipe, data, trained
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="checkpoints/pokemon_latent")
@@ -34,13 +47,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    ckpt = load_checkpoint(args.checkpoint)
-    pipe = Pipeline.from_checkpoint(ckpt)
-    if pipe.autoencoder is None:
-        raise SystemExit(f"{args.checkpoint} is not a latent model")
-    trained = ckpt.config["training"]["config"]
-    data = load_dataset(pipe.info.dataset, max_per_family=trained["max_per_family"],
-                        older_drawings=trained["older_drawings"], max_per_drawing=trained["max_per_drawing"])
+    pipe, data, _ = latent_run(args.checkpoint)
     pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(args.seed))[:args.num]
     data_z = pipe.encode(data.x[pick])
     out = None

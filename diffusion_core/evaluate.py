@@ -107,13 +107,17 @@ def pokemon_samples(pipe: Pipeline, num: int, seed: int, **kw) -> tuple:
 
 
 def evaluate_pokemon(pipe: Pipeline, num: int, seed: int, **kw) -> dict:
-    """Colour-class accuracy of guided sprites, their colour coherence beside the sprites' own (`smooth_neighbours`),
-    their L2 distances to the nearest sprite, and the near copies among them, against all 2,705 gen8 sprites, the
-    790 older gen7x drawings and their mirror images (whether or not the model trained on them): samples agreeing
-    >= COPY_AGREEMENT in colour with one (`closest_by_colour`) or copying one's drawing, dark-pixel IoU
-    >= LINE_COPY_IOU (`closest_by_lines`). The sprites' own coherence is the gen8 ones'."""
-    x, labels = pokemon_samples(pipe, num, seed, **kw)
-    images = to_uint8(x)
+    """`pokemon_metrics` of `num` guided sprites, one row per class."""
+    return pokemon_metrics(*pokemon_samples(pipe, num, seed, **kw))
+
+
+def pokemon_metrics(x: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Colour-class accuracy of sprites x [n, 3, H, W] in [-1, 1] asked for `labels`, their colour coherence beside
+    the sprites' own (`smooth_neighbours`), their L2 distances to the nearest sprite, and the near copies among them,
+    against all 2,705 gen8 sprites, the 790 older gen7x drawings and their mirror images (whether or not a model
+    trained on them): samples agreeing >= COPY_AGREEMENT in colour with one (`closest_by_colour`) or copying one's
+    drawing, dark-pixel IoU >= LINE_COPY_IOU (`closest_by_lines`). The sprites' own coherence is the gen8 ones'."""
+    images, num = to_uint8(x), len(x)
     everything = load_dataset("pokemon", older_drawings=True)
     train = everything.x
     gen8 = torch.tensor([not is_older(n) for n in everything.item_names])

@@ -230,3 +230,22 @@ def test_the_coherence_benchmarks_bilateral_floor_smooths_flat_colour_and_keeps_
     smoothed = bilateral(edge + 0.05 * eps, 0.05, **FILTER)
     residual = (smoothed - edge).pow(2).mean().sqrt()
     assert residual < 0.05 / 3  # over 7 x 7 neighbours of one colour, most of the noise averages out
+
+
+def test_the_gaussian_baseline_draws_each_class_from_its_latents_mean_and_covariance() -> None:
+    """benchmarks/pokemon_gaussian.py: the per-class Gaussian's samples have the class latents' mean and covariance
+    (a rank-deficient one: fewer latents than dimensions), and each sample is drawn from its own label's Gaussian."""
+    from benchmarks.pokemon_gaussian import class_gaussians, gaussian_latents
+    g = torch.Generator().manual_seed(0)
+    basis = torch.randn(2, 3, 12, generator=g)  # each class's latents span 3 of the 12 dimensions
+    z = torch.cat([torch.randn(5, 3, generator=g) @ basis[c] + 10 * c for c in range(2)]).reshape(10, 3, 2, 2)
+    labels = torch.tensor([0] * 5 + [1] * 5)
+    gaussians = class_gaussians(z, labels, 2)
+    for c in range(2):
+        mu, root = gaussians[c]
+        flat = z[labels == c].flatten(1).double()
+        torch.testing.assert_close(root @ root.T, torch.cov(flat.T))
+        torch.testing.assert_close(mu, flat.mean(0))
+    draws = gaussian_latents(gaussians, torch.tensor([1] * 20000), (3, 2, 2), seed=1).flatten(1).double()
+    torch.testing.assert_close(draws.mean(0), gaussians[1][0], atol=0.05, rtol=0)
+    torch.testing.assert_close(torch.cov(draws.T), gaussians[1][1] @ gaussians[1][1].T, atol=0.1, rtol=0.05)
