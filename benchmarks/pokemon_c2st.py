@@ -7,9 +7,10 @@ number for "reads as a creature" (docs/TRAINING.md), calibrated here on sets who
 
     .venv/bin/python -m diffusion_core.sample --checkpoint checkpoints/pokemon_latent --num 500 --label all \\
         --seed 0 --out runs/latent_500.npz
-    .venv/bin/python -m benchmarks.pokemon_c2st [--samples runs/latent_500.npz ...] [--seeds 3]
+    .venv/bin/python -m benchmarks.pokemon_c2st [--samples runs/latent_500.npz ...] [--seeds 3] [--shapes]
 
-Prints JSON: each set's held-out accuracy for each seed (the seed picks the sprites, the split and the CNN's start).
+With --shapes the critic sees only where the figure is and where its dark pixels are (`sprites.foreground`,
+`sprites.dark_pixels`), not its colours or textures. Prints JSON: each set's held-out accuracy for each seed (the seed picks the sprites, the split and the CNN's start).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffusion_core.data.datasets import load_dataset
+from diffusion_core.data.datasets import load_dataset, to_uint8
+from diffusion_core.data.sprites import dark_pixels, foreground
 from diffusion_core.training.autoencoder_stage import encode_dataset
 
 from .latent_stats import latent_run
@@ -60,6 +62,14 @@ def two_sample_accuracy(a: torch.Tensor, b: torch.Tensor, seed: int, epochs: int
         return float(((net(x_test).squeeze(1) > 0).float() == y_test).float().mean())
 
 
+def shapes(x: torch.Tensor) -> torch.Tensor:
+    """Images [N, 3, H, W] in [-1, 1] to their shapes, as three +-1 channels: the figure, its dark pixels, and the
+    rest of the figure."""
+    images = to_uint8(x)
+    figure, dark = torch.from_numpy(foreground(images)), torch.from_numpy(dark_pixels(images))
+    return torch.stack([figure, dark, figure & ~dark], dim=1).float() * 2 - 1
+
+
 def reference_sets(checkpoint: str, num: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The real side (num gen8 sprites) and the calibration sets: num other sprites, the checkpoint's autoencoder's
     reconstructions of num training sprites, and num draws of its latents' Gaussians (one row per class)."""
@@ -83,14 +93,16 @@ def main() -> None:
     p.add_argument("--samples", nargs="*", default=[], help=".npz files written by diffusion_core.sample")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--shapes", action="store_true", help="the critic sees the figures' shapes only")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     real, sets = reference_sets(args.checkpoint, REAL)
     for path in args.samples:
         sets[path] = torch.from_numpy(np.load(path)["samples"]).permute(0, 3, 1, 2).float() / 127.5 - 1
-    out = {name: [round(two_sample_accuracy(real, x.float(), seed), 3) for seed in range(args.seeds)]
+    view = shapes if args.shapes else (lambda x: x.float())
+    out = {name: [round(two_sample_accuracy(view(real), view(x), seed), 3) for seed in range(args.seeds)]
            for name, x in sets.items()}
-    print(json.dumps({"real": REAL, "held_out_accuracy": out}, indent=1))
+    print(json.dumps({"real": REAL, "shapes": args.shapes, "held_out_accuracy": out}, indent=1))
 
 
 if __name__ == "__main__":

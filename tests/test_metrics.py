@@ -263,3 +263,18 @@ def test_the_two_sample_test_tells_different_sets_apart_and_not_a_set_from_itsel
     c[..., 4:12, 4:12] += 0.8  # drawn as a is
     assert two_sample_accuracy(a, b, seed=0, epochs=8) == 1.0
     assert 0.3 <= two_sample_accuracy(a, c, seed=0, epochs=8) <= 0.7
+
+
+def test_the_two_sample_tests_shapes_keep_the_figure_and_its_dark_pixels_only() -> None:
+    """--shapes: a red square with a black outline on white becomes the square (channel 0), its outline (1) and its
+    inside (2), whatever the fill's colour."""
+    from benchmarks.pokemon_c2st import shapes
+    x = torch.ones(2, 3, 12, 12)
+    x[:, :, 2:10, 2:10] = -1.0  # black outline ...
+    x[0, :, 3:9, 3:9] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]  # ... filled red
+    x[1, :, 3:9, 3:9] = torch.tensor([-1.0, -1.0, 1.0])[:, None, None]  # ... filled blue
+    s = shapes(x)
+    square, inside = torch.zeros(12, 12, dtype=torch.bool), torch.zeros(12, 12, dtype=torch.bool)
+    square[2:10, 2:10], inside[3:9, 3:9] = True, True
+    for channel, mask in enumerate([square, square & ~inside, inside]):
+        torch.testing.assert_close(s[:, channel], (mask.float() * 2 - 1).expand(2, 12, 12))
