@@ -10,7 +10,8 @@ number for "reads as a creature" (docs/TRAINING.md), calibrated here on sets who
     .venv/bin/python -m benchmarks.pokemon_c2st [--samples runs/latent_500.npz ...] [--seeds 3] [--shapes]
 
 With --shapes the critic sees only where the figure is and where its dark pixels are (`sprites.foreground`,
-`sprites.dark_pixels`), not its colours or textures. Prints JSON: each set's held-out accuracy for each seed (the seed picks the sprites, the split and the CNN's start).
+`sprites.dark_pixels`), not its colours or textures. Prints JSON: each set's held-out accuracy for each seed (the
+seed picks the sprites, the split and the CNN's start).
 """
 from __future__ import annotations
 
@@ -22,12 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffusion_core.data.datasets import load_dataset, to_uint8
+from diffusion_core.data.datasets import from_uint8, load_dataset, to_uint8
 from diffusion_core.data.sprites import dark_pixels, foreground
-from diffusion_core.training.autoencoder_stage import encode_dataset
 
-from .latent_stats import latent_run
-from .pokemon_gaussian import class_gaussians, gaussian_latents
+from .pokemon_gaussian import class_gaussians, encoded_run, gaussian_latents
 
 REAL = 500  # sprites on the real side of each test, and at most as many samples
 
@@ -75,8 +74,7 @@ def reference_sets(checkpoint: str, num: int) -> tuple[torch.Tensor, dict[str, t
     reconstructions of num training sprites, and num draws of its latents' Gaussians (one row per class)."""
     real = load_dataset("pokemon").x
     perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(1))
-    pipe, sprites, trained = latent_run(checkpoint)
-    data = encode_dataset(pipe.autoencoder, sprites, mirrored=trained["hflip"])
+    pipe, data = encoded_run(checkpoint)
     pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(2))[:num]
     labels = pipe.labels_for(num, "all").cpu()
     gaussian = gaussian_latents(class_gaussians(data.x, data.labels, pipe.info.num_classes), labels,
@@ -98,7 +96,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     real, sets = reference_sets(args.checkpoint, REAL)
     for path in args.samples:
-        sets[path] = torch.from_numpy(np.load(path)["samples"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        sets[path] = from_uint8(np.load(path)["samples"])
     view = shapes if args.shapes else (lambda x: x.float())
     out = {name: [round(two_sample_accuracy(view(real), view(x), seed), 3) for seed in range(args.seeds)]
            for name, x in sets.items()}

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion_core.data.datasets import to_uint8
+from diffusion_core.data.datasets import Dataset, to_uint8
 from diffusion_core.evaluate import EVAL_SEED, evaluate, pokemon_metrics
 from diffusion_core.files.pictures import image_grid, save_png
+from diffusion_core.pipeline import Pipeline
 from diffusion_core.training.autoencoder_stage import encode_dataset
 
 from .latent_stats import latent_run
@@ -51,6 +52,13 @@ def gaussian_latents(gaussians: list, labels: torch.Tensor, shape: tuple[int, ..
     return z.float().reshape(len(labels), *shape)
 
 
+def encoded_run(checkpoint: str) -> tuple[Pipeline, Dataset]:
+    """A latent checkpoint's pipeline and the latents of the sprites its last run trained on (its data options, and
+    the mirror images' where it flipped)."""
+    pipe, sprites, trained = latent_run(checkpoint)
+    return pipe, encode_dataset(pipe.autoencoder, sprites, mirrored=trained["hflip"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="checkpoints/pokemon_latent")
@@ -61,8 +69,7 @@ def main() -> None:
     p.add_argument("--picture", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    pipe, sprites, trained = latent_run(args.checkpoint)
-    data = encode_dataset(pipe.autoencoder, sprites, mirrored=trained["hflip"])
+    pipe, data = encoded_run(args.checkpoint)
     gaussians = class_gaussians(data.x, data.labels, pipe.info.num_classes)
     labels = pipe.labels_for(args.num, "all").cpu()
     x = pipe.decode(gaussian_latents(gaussians, labels, pipe.info.data_shape, EVAL_SEED)).cpu()
@@ -72,7 +79,8 @@ def main() -> None:
     if args.picture:
         shown = pipe.labels_for(PER_CLASS * pipe.info.num_classes, "all").cpu()
         left = pipe.decode(gaussian_latents(gaussians, shown, pipe.info.data_shape, args.seed)).cpu()
-        grids = [image_grid(to_uint8(im), nrow=PER_CLASS, scale=2) for im in (left, picture_samples(pipe, args.seed)[0])]
+        right = picture_samples(pipe, args.seed)[0]
+        grids = [image_grid(to_uint8(im), nrow=PER_CLASS, scale=2) for im in (left, right)]
         gap = np.full((grids[0].shape[0], 16, 3), 255, dtype=np.uint8)
         save_png(np.concatenate([grids[0], gap, grids[1]], axis=1), args.picture)
     print(json.dumps(out, indent=2))
