@@ -278,3 +278,18 @@ def test_the_two_sample_tests_shapes_keep_the_figure_and_its_dark_pixels_only() 
     square[2:10, 2:10], inside[3:9, 3:9] = True, True
     for channel, mask in enumerate([square, square & ~inside, inside]):
         torch.testing.assert_close(s[:, channel], (mask.float() * 2 - 1).expand(2, 12, 12))
+
+
+def test_the_family_subsets_keep_families_whole_and_nest() -> None:
+    """benchmarks/pokemon_subset.py: a family goes whole (its forms and shiny twins with it), the subset for every 16
+    is inside the one for every 4 with the same rest, and a rest outside 0..every - 1 is refused."""
+    import zlib
+
+    from benchmarks.pokemon_subset import family_subset
+    names = [f"mon{i}{suffix}" for i in range(200) for suffix in ("", "-shiny", "-galar")]
+    four, sixteen = set(family_subset(names, 4, 3)), set(family_subset(names, 16, 3))
+    assert sixteen < four and 0 < len(sixteen) and len(four) < len(names)
+    assert all(zlib.crc32(f"mon{i // 3}".encode()) % 4 == 3 for i in four)
+    assert all({i - i % 3, i - i % 3 + 1, i - i % 3 + 2} <= four for i in four)
+    with pytest.raises(ValueError, match="rest must be in 0..3"):
+        family_subset(names, 4, 4)
