@@ -293,3 +293,14 @@ def test_the_family_subsets_keep_families_whole_and_nest() -> None:
     assert all({i - i % 3, i - i % 3 + 1, i - i % 3 + 2} <= four for i in four)
     with pytest.raises(ValueError, match="rest must be in 0..3"):
         family_subset(names, 4, 4)
+
+
+def test_the_overlap_rows_are_the_least_the_median_and_the_most_overlapping_samples() -> None:
+    """benchmarks/pokemon_by_overlap.py: three rows of `show` indices, by IoU, and a `show` that cannot fill three
+    disjoint rows is refused."""
+    from benchmarks.pokemon_by_overlap import rows_by_overlap
+    iou = np.random.default_rng(0).permutation(np.arange(30) / 30)
+    least, middle, most = (sorted(np.round(iou[r] * 30).astype(int).tolist()) for r in rows_by_overlap(iou, 4))
+    assert (least, middle, most) == ([0, 1, 2, 3], [13, 14, 15, 16], [26, 27, 28, 29])
+    with pytest.raises(ValueError, match="show must be in 1..10"):
+        rows_by_overlap(iou, 11)
