@@ -304,3 +304,15 @@ def test_the_overlap_rows_are_the_least_the_median_and_the_most_overlapping_samp
     assert (least, middle, most) == ([0, 1, 2, 3], [13, 14, 15, 16], [26, 27, 28, 29])
     with pytest.raises(ValueError, match="show must be in 1..10"):
         rows_by_overlap(iou, 11)
+
+
+def test_the_decoder_probes_shift_moves_the_picture_and_fills_in_the_paper() -> None:
+    """benchmarks/latent_decoder_probes.py: shifted(x, dx, dy, fill) moves x right by dx and down by dy, and the
+    uncovered rows and columns come from fill."""
+    from benchmarks.latent_decoder_probes import shifted
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    out = shifted(x, 1, -2, torch.full((1, 1, 4, 4), -1.0))
+    expected = torch.full((1, 1, 4, 4), -1.0)
+    expected[..., :2, 1:] = x[..., 2:, :3]
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(shifted(x, 0, 0, torch.zeros(1, 1, 4, 4)), x)
