@@ -14,20 +14,19 @@ compares the samples with every sprite, as the model card's does, so a copy of a
 from __future__ import annotations
 
 import argparse
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from diffusion_core.data.datasets import cache_dir
-from diffusion_core.data.sprites import family
+from diffusion_core.data.sprites import family_bucket
 
 
 def family_subset(names: list[str], every: int, rest: int) -> list[int]:
-    """Indices of the names whose family has crc32(family) % every == rest."""
+    """Indices of the names whose family falls in bucket `rest` of `every` (`sprites.family_bucket`)."""
     if not 0 <= rest < every:
         raise ValueError(f"rest must be in 0..{every - 1}, got {rest}")
-    return [i for i, n in enumerate(names) if zlib.crc32(family(n).encode()) % every == rest]
+    return [i for i, n in enumerate(names) if family_bucket(n, every) == rest]
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ sees most (README); `cap_drawings(images, names, 2)` keeps two colourings of eac
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -116,6 +117,12 @@ def pixel_classes(rgb: np.ndarray) -> np.ndarray:
 def family(name: str) -> str:
     """A sprite's family: its name up to the first hyphen ('alcremie-caramel-swirl-berry' -> 'alcremie')."""
     return name.split("-", 1)[0]
+
+
+def family_bucket(name: str, buckets: int) -> int:
+    """Which of `buckets` a sprite's family falls in, crc32(family) % buckets: the same on every run and machine, and
+    the same for all of a family's forms and shiny twins, so a family goes whole wherever sprites are split by it."""
+    return zlib.crc32(family(name).encode()) % buckets
 
 
 def cap_families(images: np.ndarray, names: Sequence[str], cap: int) -> np.ndarray:

@@ -2,7 +2,6 @@
 to the train command's loop, which runs it as it runs a denoiser when the config's model is an autoencoder."""
 from __future__ import annotations
 
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data.datasets import Dataset, to_uint8
-from ..data.sprites import family, smooth_neighbours
+from ..data.sprites import family_bucket, smooth_neighbours
 from ..files.pictures import image_grid, save_png
 from ..models.autoencoder import (Autoencoder, AutoencoderConfig, fit_preview, gradient_l1, reconstruction_loss,
                                   unit_variance_scale)
@@ -23,7 +22,7 @@ PREVIEW = 16  # held-out sprites in the preview grid
 def is_heldout(name: str, every: int) -> bool:
     """Whether a sprite's family is held out of autoencoder training: crc32(family) % every == 0 (stable across runs
     and machines; a family goes whole, so no shiny twin of a held-out sprite is trained on)."""
-    return every > 0 and zlib.crc32(family(name).encode()) % every == 0
+    return every > 0 and family_bucket(name, every) == 0
 
 
 def split_heldout(data: Dataset, every: int) -> tuple[Dataset, Dataset]:
