@@ -12,13 +12,22 @@ only at steps with t_lo < t <= t_hi, and the conditional prediction alone (g = 1
 g <= 1 (towards the unconditional model, g = 0 ignoring the label) stays the same at every step. Guidance at
 the highest noise levels is what costs diversity; EDM2's sigma interval (0.28, 5.42] is t in (166, 881] on the
 cosine schedule (`interval_from_sigma(schedule, *EDM2_SIGMA)`); (-1, T - 1] guides every step.
+
+Discriminator guidance (Kim et al. 2023, "Refining Generative Process with Discriminator Guidance in Score-based
+Diffusion Models", eq. 8): a critic d(x_t, t) trained to tell noised data from noised samples of the model estimates
+the density ratio p_data / p_model at every noise level, so the model's score plus w grad log(d / (1 - d)) is the data's
+score (w = 1) where the critic is right; `discriminator_eps_fn` adds that term to any eps_fn.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
 
+from .diffusion import extract
 from .samplers import EpsFn
+from .schedules import Schedule
 
 EDM2_SIGMA = (0.28, 5.42)  # Kynkäänniemi et al. 2024's guidance interval for EDM2-S, in Karras et al.'s sigma
 
@@ -83,3 +92,30 @@ def interval_from_sigma(schedule, sigma_lo: float, sigma_hi: float) -> tuple[int
     if len(inside) == 0:
         raise ValueError(f"no timestep has sigma in ({sigma_lo}, {sigma_hi}]")
     return int(inside.min()) - 1, int(inside.max())
+
+
+LogitFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # logit_fn(x_t, t) -> log(d / (1 - d)) [N]
+
+
+def discriminator_eps_fn(eps_fn: EpsFn, logit_fn: LogitFn, schedule: Schedule, weight: float,
+                         prediction: str = "eps", interval: tuple[int, int] | None = None) -> EpsFn:
+    """eps_fn corrected by a critic's density ratio (Kim et al. 2023, eq. 8): the score -eps / sqrt(1 - alpha_bar_t)
+    gains w grad_x log(d / (1 - d)), so eps gains -w sqrt(1 - alpha_bar_t) grad; a v-predicting model's output gains
+    that divided by sqrt(alpha_bar_t) (eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v at fixed x_t). With
+    `interval=(t_lo, t_hi)` only steps with t_lo < t <= t_hi are corrected (at the last noise levels of a cosine
+    schedule sqrt(alpha_bar_t) is ~0, where a v model's correction would be unbounded)."""
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"discriminator guidance needs an eps or v model, got prediction {prediction!r}")
+    t_lo, t_hi = check_interval(interval) if interval is not None else (-1, schedule.T - 1)
+
+    def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = eps_fn(x_t, t)
+        if weight == 0 or not t_lo < int(t.max()) <= t_hi:
+            return out
+        with torch.inference_mode(False), torch.enable_grad():
+            x = x_t.detach().clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(logit_fn(x, t).sum(), x)
+        delta = -weight * extract(schedule.sqrt_one_minus_alpha_bar, t, x_t.ndim) * grad
+        return out + (delta if prediction == "eps" else delta / extract(schedule.sqrt_alpha_bar, t, x_t.ndim))
+
+    return fn

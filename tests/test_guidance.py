@@ -1,10 +1,11 @@
-"""Classifier-free guidance: forward-pass counts and the combination formula."""
+"""Classifier-free guidance: forward-pass counts and the combination formula; discriminator guidance on Gaussians."""
 import pytest
 import torch
 
 from diffusion_core import guided_eps_fn
 from diffusion_core.diffusion import DiffusionConfig
-from diffusion_core.guidance import EDM2_SIGMA, describe_interval, interval_from_sigma
+from diffusion_core.guidance import EDM2_SIGMA, describe_interval, discriminator_eps_fn, interval_from_sigma
+from diffusion_core.schedules import make_schedule
 
 NULL = 10
 
@@ -97,3 +98,52 @@ def test_bad_interval_rejected(bad):
 def test_interval_described_as_the_steps_it_guides():
     assert describe_interval((-1, 600)) == "t ≤ 600"
     assert describe_interval([166, 881]) == "166 < t ≤ 881"  # JSON gives a list
+
+
+# Discriminator guidance on Gaussians (Kim et al. 2023, eq. 8): data N(0, I), a model that learnt N(m, I). At time t
+# the noised data is N(0, I) and the noised model N(sqrt(abar) m, I), so the exact log density ratio is
+# log d / (1 - d) = |x - sqrt(abar) m|^2 / 2 - |x|^2 / 2, and the corrected eps must be the data's exact
+# eps = sqrt(1 - abar) x.
+M = torch.tensor([1.5, -2.0])
+SCHEDULE = make_schedule("cosine")
+
+
+def _abar(t):
+    return SCHEDULE.alpha_bar[t].reshape(-1, 1)
+
+
+def _model_eps(x, t):  # the wrong model's exact eps: -sqrt(1 - abar) * its score
+    return (1 - _abar(t)).sqrt() * (x - _abar(t).sqrt() * M)
+
+
+def _model_v(x, t):  # the same model as a v predictor: v = (eps - sqrt(1 - abar) x) / sqrt(abar)
+    return (_model_eps(x, t) - (1 - _abar(t)).sqrt() * x) / _abar(t).sqrt()
+
+
+def _log_ratio(x, t):
+    return ((x - _abar(t).sqrt() * M) ** 2).sum(1) / 2 - (x ** 2).sum(1) / 2
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("t", [100, 500, 900])
+def test_discriminator_guidance_with_the_exact_ratio_gives_the_data_eps(prediction, t):
+    x, ts = torch.randn(6, 2, generator=torch.Generator().manual_seed(t)), torch.full((6,), t)
+    base = _model_eps if prediction == "eps" else _model_v
+    fn = torch.inference_mode()(discriminator_eps_fn(base, _log_ratio, SCHEDULE, 1.0, prediction))
+    out = fn(x, ts)  # inside inference mode, as Pipeline.eps_fn runs: the critic's gradient must still be taken
+    eps = out if prediction == "eps" else (1 - _abar(ts)).sqrt() * x + _abar(ts).sqrt() * out
+    torch.testing.assert_close(eps, (1 - _abar(ts)).sqrt() * x, atol=1e-5, rtol=1e-4)
+
+
+def test_discriminator_guidance_scales_with_w_and_stops_outside_its_interval():
+    x = torch.randn(6, 2)
+    fn = discriminator_eps_fn(_model_eps, _log_ratio, SCHEDULE, 2.0, "eps", interval=(200, 600))
+    inside, outside = torch.full((6,), 400), torch.full((6,), 700)
+    expected = _model_eps(x, inside) + 2.0 * (1 - _abar(inside)).sqrt() * _abar(inside).sqrt() * M
+    torch.testing.assert_close(fn(x, inside), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fn(x, outside), _model_eps(x, outside))
+
+
+def test_discriminator_guidance_needs_an_eps_or_v_model():
+    with pytest.raises(ValueError, match="eps or v"):
+        discriminator_eps_fn(_model_eps, _log_ratio, SCHEDULE, 1.0, "flow")
