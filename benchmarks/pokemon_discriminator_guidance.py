@@ -18,6 +18,7 @@ Prints JSON (progress on stderr). `--work` keeps the sampled latents (fakes.npz)
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -155,8 +156,7 @@ def guided_pipeline(pipe: Pipeline, critic: Critic, weight: float, interval: tup
         return discriminator_eps_fn(base(labels, guidance, cfg_interval), logit_fn, pipe.schedule, weight,
                                     pipe.info.diffusion.prediction, interval)
 
-    guided = Pipeline.__new__(Pipeline)
-    guided.__dict__.update(pipe.__dict__)
+    guided = copy.copy(pipe)  # shares the weights, as Pipeline.with_options does
     guided.eps_fn = eps_fn
     return guided
 
