@@ -143,7 +143,8 @@ def heldout_accuracy(critic: Critic, real: tuple, fake: tuple, pipe: Pipeline, s
 @torch.no_grad()
 def ranked_by_critic(critic: Critic, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Indices of latents from the critic's most data-like (highest logit at t = 0, its estimate of
-    log p_data / p_model on clean latents) to its least: discriminator rejection sampling's order (Azadi et al. 2019)."""
+    log p_data / p_model on clean latents) to its least: discriminator rejection sampling's order (Azadi et al.
+    2019)."""
     return critic(z, torch.zeros(len(z), dtype=torch.long), y).argsort(descending=True)
 
 
@@ -205,22 +206,22 @@ def main() -> None:
     critic.eval().requires_grad_(False)
     report["heldout_accuracy"] = heldout_accuracy(critic, (real_z[r_ho], real_y[r_ho]), (fake_z[f_ho], fake_y[f_ho]),
                                                   pipe, seed=3)
+    shown = PER_CLASS * pipe.info.num_classes  # a picture's samples: two rows of them per weight
     if args.rank_picture:
         order = f_ho[ranked_by_critic(critic, fake_z[f_ho], fake_y[f_ho])]
-        ends = torch.cat([order[:PER_CLASS * 10], order[-PER_CLASS * 10:]])
-        save_png(image_grid(to_uint8(pipe.decode(fake_z[ends]).cpu()), nrow=PER_CLASS * 5, scale=2), args.rank_picture)
+        ends = torch.cat([order[:shown], order[-shown:]])
+        save_png(image_grid(to_uint8(pipe.decode(fake_z[ends]).cpu()), nrow=shown // 2, scale=2), args.rank_picture)
     interval = tuple(args.interval or interval_from_sigma(pipe.schedule, *EDM2_SIGMA))
     report["interval"], report["weights"], rows = list(interval), {}, []
     for w in args.weights:
         guided = guided_pipeline(pipe, critic, w, interval)
-        x, _ = generate(guided, PER_CLASS * pipe.info.num_classes, "all", EVAL_SEED, batch=250, progress=False)
-        rows.append(x)
+        if args.picture:
+            rows.append(generate(guided, shown, "all", EVAL_SEED, batch=250, progress=False)[0])
         if args.num:
             report["weights"][str(w)] = pokemon_metrics(*generate(guided, args.num, "all", EVAL_SEED, batch=250))
         print(json.dumps({str(w): report["weights"].get(str(w))}), file=sys.stderr, flush=True)
     if args.picture:
-        grid = image_grid(to_uint8(torch.cat(rows)), nrow=PER_CLASS * pipe.info.num_classes // 2, scale=2)
-        save_png(grid, args.picture)
+        save_png(image_grid(to_uint8(torch.cat(rows)), nrow=shown // 2, scale=2), args.picture)
     print(json.dumps(report, indent=1))
 
 
