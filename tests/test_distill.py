@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from diffusion_core.files.checkpoint import load_checkpoint, save_checkpoint
-from diffusion_core.diffusion import DiffusionConfig, x0_and_eps
+from diffusion_core.diffusion import DiffusionConfig
 from diffusion_core.training.distill import DistillConfig, ddim_to, distill_loss, student_target, teacher_output
 from diffusion_core.guidance import guided_eps_fn
 from diffusion_core.models import UNet, UNetConfig
