@@ -18,7 +18,6 @@ Prints JSON (progress on stderr). `--work` keeps the sampled latents (fakes.npz)
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -150,16 +149,8 @@ def ranked_by_critic(critic: Critic, z: torch.Tensor, y: torch.Tensor) -> torch.
 
 def guided_pipeline(pipe: Pipeline, critic: Critic, weight: float, interval: tuple[int, int]) -> Pipeline:
     """The pipeline with its eps_fn corrected by the critic (the samplers unchanged)."""
-    base = pipe.eps_fn
-
-    def eps_fn(labels, guidance, cfg_interval=None):
-        logit_fn = (lambda x, t: critic(x, t, labels))
-        return discriminator_eps_fn(base(labels, guidance, cfg_interval), logit_fn, pipe.schedule, weight,
-                                    pipe.info.diffusion.prediction, interval)
-
-    guided = copy.copy(pipe)  # shares the weights, as Pipeline.with_options does
-    guided.eps_fn = eps_fn
-    return guided
+    return pipe.with_correction(lambda fn, labels: discriminator_eps_fn(
+        fn, lambda x, t: critic(x, t, labels), pipe.schedule, weight, pipe.info.diffusion.prediction, interval))
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from .files.checkpoint import Checkpoint, CheckpointError
 from .files.hub import resolve_checkpoint
 from .guidance import check_interval, guided_eps_fn
 from .models import Autoencoder, build_model, model_config_from_dict, model_config_to_dict
-from .samplers import Known, StepOutput, sample
+from .samplers import EpsFn, Known, StepOutput, sample
 from .schedules import Schedule
 
 MAX_GUIDANCE = 10.0
@@ -127,6 +127,13 @@ class Pipeline:
         torch.compile: fast.py); samples agree with the float32 path's to bf16 precision (tests/test_fast.py)."""
         pipe = copy.copy(self)
         pipe.model = fast_model(self.model, fast)
+        return pipe
+
+    def with_correction(self, correct: Callable[[EpsFn, torch.Tensor | None], EpsFn]) -> "Pipeline":
+        """A pipeline sharing this one's weights whose eps_fn(labels, ...) is correct(its eps_fn, labels): a
+        sampling-time correction (discriminator or anti-memorisation guidance, guidance.py) the samplers never see."""
+        pipe, base = copy.copy(self), self.eps_fn
+        pipe.eps_fn = lambda labels, *args, **kwargs: correct(base(labels, *args, **kwargs), labels)
         return pipe
 
     @property

@@ -1,4 +1,5 @@
-"""Pipeline: seeds, interleaved runs, labels, SDEdit, and loading a checkpoint folder strictly."""
+"""Pipeline: seeds, interleaved runs, labels, SDEdit, sampling-time corrections, and loading a checkpoint folder
+strictly."""
 import json
 from pathlib import Path
 
@@ -93,6 +94,24 @@ def test_guidance_interval_default_from_config_and_override(pipe):
     assert torch.equal(final(windowed, **kw), final(pipe, **kw, guidance_interval=(20, 80)))
     assert torch.equal(final(windowed, **kw, guidance_interval=(-1, 99)), final(pipe, **kw))  # every step
     assert not torch.equal(final(windowed, **kw), final(pipe, **kw))
+
+
+def test_a_correction_sees_the_guided_eps_and_the_labels_and_leaves_the_pipeline_as_it_was(pipe):
+    seen = []
+
+    def halve(fn, labels):
+        seen.append(labels)
+        return lambda x_t, t: fn(x_t, t) / 2
+
+    kw = dict(seed=6, label="all", sampler="ddim", steps=5, eta=0.0)
+    corrected = pipe.with_correction(halve)
+    x_t = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.full((4,), 60)
+    torch.testing.assert_close(corrected.eps_fn(pipe.labels_for(4, "all"), 2.0)(x_t, t),
+                               pipe.eps_fn(pipe.labels_for(4, "all"), 2.0)(x_t, t) / 2)
+    assert not torch.equal(final(corrected, **kw), final(pipe, **kw))
+    assert torch.equal(seen[-1], pipe.labels_for(4, "all")) and corrected.model is pipe.model
+    assert torch.equal(final(pipe, **kw), final(Pipeline(pipe.model, INFO, device=torch.device("cpu")), **kw))
 
 
 @pytest.mark.parametrize("name", ["spiral", "digits", "fashion", "pokemon"])
