@@ -17,6 +17,12 @@ Discriminator guidance (Kim et al. 2023, "Refining Generative Process with Discr
 Diffusion Models", eq. 8): a critic d(x_t, t) trained to tell noised data from noised samples of the model estimates
 the density ratio p_data / p_model at every noise level, so the model's score plus w grad log(d / (1 - d)) is the data's
 score (w = 1) where the critic is right; `discriminator_eps_fn` adds that term to any eps_fn.
+
+Anti-memorisation guidance (Chen et al. 2024, "Towards Memorization-Free Diffusion Models", sec. 4.3): while
+sampling, compare the model's x0_pred with its nearest training example and, where they are too alike, steer x0_pred
+away from it. `repel_eps_fn` does so without a gradient through the model: x0_pred closer than `radius` (RMS over
+its numbers) to its nearest example is moved along the line from that example out to the radius, and the eps (or v)
+that gives the moved x0_pred at the same x_t replaces the model's (Ho et al. 2020, eq. 4 solved for eps).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .diffusion import extract
+from .diffusion import extract, predict_eps, v_target, x0_and_eps
 from .samplers import EpsFn
 from .schedules import Schedule
 
@@ -117,5 +123,44 @@ def discriminator_eps_fn(eps_fn: EpsFn, logit_fn: LogitFn, schedule: Schedule, w
             (grad,) = torch.autograd.grad(logit_fn(x, t).sum(), x)
         delta = -weight * extract(schedule.sqrt_one_minus_alpha_bar, t, x_t.ndim) * grad
         return out + (delta if prediction == "eps" else delta / extract(schedule.sqrt_alpha_bar, t, x_t.ndim))
+
+    return fn
+
+
+def push_out(x0: torch.Tensor, bank: torch.Tensor, radius: float, rounds: int = 3) -> torch.Tensor:
+    """x0 [N, ...] with each row that lies within RMS distance `radius` of its nearest row of `bank` [M, ...] moved
+    along the line from that row out to the radius; repeated `rounds` times, as a move can bring a row near another
+    example. A row equal to an example has no line to move along and stays."""
+    z = x0.flatten(1).clone()
+    flat, scale = bank.flatten(1).to(z), z.shape[1] ** 0.5
+    for _ in range(rounds):
+        dist, idx = torch.cdist(z, flat).min(1)
+        rms = dist / scale
+        near = (rms < radius) & (rms > 0)
+        if not near.any():
+            break
+        anchor = flat[idx[near]]
+        z[near] = anchor + (z[near] - anchor) * (radius / rms[near])[:, None]
+    return z.view_as(x0)
+
+
+def repel_eps_fn(eps_fn: EpsFn, bank: torch.Tensor, schedule: Schedule, radius: float,
+                 prediction: str = "eps") -> EpsFn:
+    """eps_fn whose x0_pred keeps RMS distance >= radius from every example of `bank` (`push_out`; anti-memorisation
+    guidance, Chen et al. 2024): the output is the eps, or for a v model the v, that gives the moved x0_pred at the
+    same x_t; unchanged where x0_pred is far enough already."""
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"anti-memorisation guidance needs an eps or v model, got prediction {prediction!r}")
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+
+    def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = eps_fn(x_t, t)
+        x0, _ = x0_and_eps(schedule, x_t, t, out, prediction)
+        moved = push_out(x0, bank, radius)
+        if torch.equal(moved, x0):
+            return out
+        eps = predict_eps(schedule, x_t, t, moved)
+        return eps if prediction == "eps" else v_target(schedule, moved, t, eps)
 
     return fn

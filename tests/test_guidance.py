@@ -1,10 +1,13 @@
-"""Classifier-free guidance: forward-pass counts and the combination formula; discriminator guidance on Gaussians."""
+"""Classifier-free guidance: forward-pass counts and the combination formula; discriminator guidance on Gaussians;
+anti-memorisation guidance's move of x0_pred."""
 import pytest
 import torch
 
 from diffusion_core import guided_eps_fn
 from diffusion_core.diffusion import DiffusionConfig
-from diffusion_core.guidance import EDM2_SIGMA, describe_interval, discriminator_eps_fn, interval_from_sigma
+from diffusion_core.diffusion import x0_and_eps
+from diffusion_core.guidance import (EDM2_SIGMA, describe_interval, discriminator_eps_fn, interval_from_sigma, push_out,
+                                    repel_eps_fn)
 from diffusion_core.schedules import make_schedule
 
 NULL = 10
@@ -147,3 +150,41 @@ def test_discriminator_guidance_scales_with_w_and_stops_outside_its_interval():
 def test_discriminator_guidance_needs_an_eps_or_v_model():
     with pytest.raises(ValueError, match="eps or v"):
         discriminator_eps_fn(_model_eps, _log_ratio, SCHEDULE, 1.0, "flow")
+
+
+# Anti-memorisation guidance (Chen et al. 2024): x0_pred within RMS distance r of a training example moves out to r.
+BANK = torch.tensor([[0.0, 0.0, 0.0, 0.0], [4.0, 4.0, 4.0, 4.0]])
+
+
+def test_push_out_moves_a_near_point_to_the_radius_along_its_line():
+    x0 = torch.tensor([[0.1, 0.0, 0.0, 0.0], [3.9, 4.0, 4.2, 4.0], [2.0, 2.0, 2.0, 2.0], [4.0, 4.0, 4.0, 4.0]])
+    out = push_out(x0, BANK, radius=0.5)
+    torch.testing.assert_close(out[0], torch.tensor([1.0, 0.0, 0.0, 0.0]))  # RMS 0.05 -> 0.5: x10 on its line
+    offset = out[1] - BANK[1]
+    torch.testing.assert_close(offset.pow(2).mean().sqrt(), torch.tensor(0.5))
+    torch.testing.assert_close(offset / offset.norm(), (x0[1] - BANK[1]) / (x0[1] - BANK[1]).norm())
+    torch.testing.assert_close(out[2:], x0[2:])  # far from both (RMS 2) stays; equal to an example has no line
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_repel_gives_the_output_whose_x0_pred_was_pushed_out(prediction):
+    x_t, t = torch.randn(3, 4, generator=torch.Generator().manual_seed(1)), torch.tensor([100, 500, 900])
+    x0 = torch.tensor([[0.1, 0.0, 0.0, 0.0], [2.0, 2.0, 2.0, 2.0], [4.0, 4.1, 4.0, 4.0]])
+    eps = (x_t - SCHEDULE.sqrt_alpha_bar[t, None] * x0) / SCHEDULE.sqrt_one_minus_alpha_bar[t, None]
+    v = SCHEDULE.sqrt_alpha_bar[t, None] * eps - SCHEDULE.sqrt_one_minus_alpha_bar[t, None] * x0
+    model = (lambda x, s: eps) if prediction == "eps" else (lambda x, s: v)
+    out = repel_eps_fn(model, BANK, SCHEDULE, 0.5, prediction)(x_t, t)
+    got, _ = x0_and_eps(SCHEDULE, x_t, t, out, prediction)
+    torch.testing.assert_close(got, push_out(x0, BANK, 0.5), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(got[0], x0[0]) and torch.allclose(got[1], x0[1], atol=1e-4)
+
+
+def test_repel_leaves_a_far_model_untouched_and_checks_its_arguments():
+    x_t, t = torch.randn(2, 4, generator=torch.Generator().manual_seed(2)), torch.tensor([300, 700])
+    far = torch.full((2, 4), 2.0)  # RMS 2 from both examples
+    eps = (x_t - SCHEDULE.sqrt_alpha_bar[t, None] * far) / SCHEDULE.sqrt_one_minus_alpha_bar[t, None]
+    assert torch.equal(repel_eps_fn(lambda x, s: eps, BANK, SCHEDULE, 0.5, "eps")(x_t, t), eps)
+    with pytest.raises(ValueError, match="eps or v"):
+        repel_eps_fn(lambda x, s: x, BANK, SCHEDULE, 0.5, "flow")
+    with pytest.raises(ValueError, match="radius"):
+        repel_eps_fn(lambda x, s: x, BANK, SCHEDULE, 0.0, "eps")

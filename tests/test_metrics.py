@@ -338,3 +338,19 @@ def test_the_guidance_critic_learns_to_tell_two_latent_sets_apart_at_low_noise()
     rows = heldout_accuracy(critic.eval(), real, fake, pipe, seed=1)
     assert [r["t"] for r in rows] == [[0, 199], [200, 399], [400, 599], [600, 799], [800, 999]]
     assert rows[0]["accuracy"] > 0.95 and rows[-1]["accuracy"] < rows[0]["accuracy"]
+
+
+def test_repeats_counts_samples_that_redraw_another_sample_or_its_mirror_image() -> None:
+    """benchmarks/pokemon_repel.py: a drawing, its mirror image and an unrelated drawing: the first two redraw each
+    other (dark-pixel IoU 1 with a mirror image), the third redraws none; silhouettes are compared the same way."""
+    from benchmarks.pokemon_repel import repeats
+
+    images = np.full((3, 16, 16, 3), 255, dtype=np.uint8)
+    images[0, 2:12, 1:5] = 0  # an L: a bar and a foot, dark
+    images[0, 10:12, 5:9] = 0
+    images[1] = images[0, :, ::-1]
+    images[2, 3:6, 3:14] = 0  # a bar across, touching the L nowhere
+    report = repeats(images)
+    assert report["repeats"] == 2
+    assert report["repeat_iou_median"] == 1.0 and report["shape_repeat_iou_median"] == 1.0
+    assert repeats(images[[0, 2]])["repeats"] == 0
