@@ -24,7 +24,7 @@ import sys
 import numpy as np
 import torch
 
-from diffusion_core.data.datasets import load_dataset, to_uint8
+from diffusion_core.data.datasets import Dataset, load_dataset, to_uint8
 from diffusion_core.data.sprites import dark_pixels, foreground, is_older
 from diffusion_core.evaluate import EVAL_SEED, pokemon_metrics, pokemon_samples
 from diffusion_core.evaluation.metrics import LINE_COPY_IOU, closest_drawing
@@ -35,10 +35,9 @@ from diffusion_core.pipeline import Pipeline
 PER_ROW = 8  # samples of each class in the picture
 
 
-def sprite_latents(pipe: Pipeline, batch: int = 256) -> torch.Tensor:
-    """E(x) of every sprite `pokemon_metrics` compares with and of their mirror images."""
-    x = load_dataset("pokemon", older_drawings=True).x
-    x = torch.cat([x, x.flip(-1)])
+def sprite_latents(pipe: Pipeline, sprites: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """E(x) of the sprites [N, 3, H, W] and of their mirror images."""
+    x = torch.cat([sprites, sprites.flip(-1)])
     return torch.cat([pipe.encode(x[i:i + batch]).cpu() for i in range(0, len(x), batch)])
 
 
@@ -54,9 +53,9 @@ def repeats(images: np.ndarray) -> dict:
             "shape_repeat_iou_median": float(np.median(shapes))}
 
 
-def sprites_repeats(num: int, seed: int = 0) -> dict:
-    """`repeats` of `num` gen 8 sprites drawn at random: the data's own rate (shiny twins redraw each other)."""
-    data = load_dataset("pokemon")
+def sprites_repeats(data: Dataset, num: int, seed: int = 0) -> dict:
+    """`repeats` of `num` of the gen 8 sprites in `data` drawn at random: the data's own rate (shiny twins redraw
+    each other)."""
     gen8 = [i for i, n in enumerate(data.item_names) if not is_older(n)]
     pick = np.random.default_rng(seed).choice(gen8, size=min(num, len(gen8)), replace=False)
     return repeats(to_uint8(data.x[torch.from_numpy(pick)]))
@@ -89,9 +88,10 @@ def main() -> None:
     pipe = Pipeline.load(args.checkpoint)
     if pipe.autoencoder is None:
         raise SystemExit(f"{args.checkpoint} is not a latent model: the radius is measured on its latents")
-    bank = sprite_latents(pipe)
+    sprites = load_dataset("pokemon", older_drawings=True)  # every sprite `pokemon_metrics` compares with
+    bank = sprite_latents(pipe, sprites.x)
     report = {"checkpoint": args.checkpoint, "guidance": args.guidance, "bank": len(bank),
-              "sprites": sprites_repeats(args.num), "radii": {}}
+              "sprites": sprites_repeats(sprites, args.num), "radii": {}}
     kw, blocks = {} if args.guidance is None else {"guidance": args.guidance}, []
     for radius in args.radii:
         x, labels = pokemon_samples(repelled(pipe, bank, radius), args.num, EVAL_SEED, **kw)
