@@ -354,3 +354,23 @@ def test_repeats_counts_samples_that_redraw_another_sample_or_its_mirror_image()
     assert report["repeats"] == 2
     assert report["repeat_iou_median"] == 1.0 and report["shape_repeat_iou_median"] == 1.0
     assert repeats(images[[0, 2]])["repeats"] == 0
+
+
+def test_shape_clusters_are_a_fixed_point_of_lloyds_step_numbered_by_size() -> None:
+    """benchmarks/pokemon_shape_clusters.py: k-means ends where Lloyd's step leaves it (each point labelled with its
+    nearest centre, each centre the mean of its points), numbered largest first; a k outside 1..N is refused; a
+    sprite's features are the figure's and the dark pixels' share of each 4 x 4 cell."""
+    from benchmarks.pokemon_shape_clusters import kmeans, shape_features
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0)) * torch.tensor([3.0, 2, 1, 1, 0.5])
+    for seed in range(3):
+        labels, centres = kmeans(x, 6, seed)
+        assert torch.equal(labels, torch.cdist(x, centres).argmin(1))
+        torch.testing.assert_close(centres, torch.stack([x[labels == k].mean(0) for k in range(6)]))
+        sizes = torch.bincount(labels, minlength=6)
+        assert (sizes[:-1] >= sizes[1:]).all() and sizes.min() > 0
+    with pytest.raises(ValueError, match="k must be in 1..300"):
+        kmeans(x, 301, 0)
+    image = np.full((1, 8, 8, 3), 255, dtype=np.uint8)
+    image[0, 0:4, 0:4] = 0  # a black 4 x 4 square in the top-left cell
+    image[0, 4:8, 0:4] = (200, 30, 30)  # a red one below it: figure, not dark
+    torch.testing.assert_close(shape_features(image), torch.tensor([[1.0, 0, 1, 0, 1.0, 0, 0, 0]]))
