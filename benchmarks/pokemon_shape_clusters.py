@@ -30,10 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from diffusion_core.data.datasets import COLOUR_CLASSES, cache_dir
+from diffusion_core.data.datasets import COLOUR_CLASSES
 from diffusion_core.data.sprites import dark_pixels, foreground
 from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.models.palette import lloyd_step
+
+from .pokemon_subset import read_cache, write_cache
 
 
 def shape_features(images: np.ndarray, cell: int = 4) -> torch.Tensor:
@@ -81,17 +83,14 @@ def main() -> None:
     args = p.parse_args()
     if not 1 <= args.clusters <= len(COLOUR_CLASSES):
         p.error(f"--clusters must be in 1..{len(COLOUR_CLASSES)} (the class slots), got {args.clusters}")
-    with np.load(cache_dir() / "pokemon.npz", allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
+    data = read_cache()
     labels, _ = kmeans(shape_features(data["images"]), args.clusters, args.seed)
     data["labels"] = labels.numpy().astype(data["labels"].dtype)
     if args.picture:
         save_png(members_picture(data["images"], labels, 12, args.seed), args.picture)
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out / "pokemon.npz", **data)
+    path = write_cache(args.out, data)
     sizes = np.bincount(data["labels"], minlength=args.clusters).tolist()
-    print(json.dumps({"sprites": len(labels), "clusters": args.clusters, "sizes": sizes,
-                      "out": str(args.out / "pokemon.npz")}))
+    print(json.dumps({"sprites": len(labels), "clusters": args.clusters, "sizes": sizes, "out": str(path)}))
 
 
 if __name__ == "__main__":

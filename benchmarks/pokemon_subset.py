@@ -29,18 +29,29 @@ def family_subset(names: list[str], every: int, rest: int) -> list[int]:
     return [i for i, n in enumerate(names) if family_bucket(n, every) == rest]
 
 
+def read_cache() -> dict[str, np.ndarray]:
+    """Every array of the sprite cache (`cache_dir() / "pokemon.npz"`): images, labels, names."""
+    with np.load(cache_dir() / "pokemon.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def write_cache(out: Path, data: dict[str, np.ndarray]) -> Path:
+    """Write `data` as OUT/pokemon.npz, the cache a run with DIFFUSION_CORE_CACHE=OUT reads; returns its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "pokemon.npz", **data)
+    return out / "pokemon.npz"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--every", type=int, required=True, help="keep one family in this many")
     p.add_argument("--rest", type=int, default=3, help="which one: crc32(family) % every == rest")
     p.add_argument("--out", type=Path, required=True, help="the folder to write pokemon.npz into")
     args = p.parse_args()
-    with np.load(cache_dir() / "pokemon.npz", allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
+    data = read_cache()
     keep = family_subset([str(n) for n in data["names"]], args.every, args.rest)
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out / "pokemon.npz", **{k: v[keep] for k, v in data.items()})
-    print(f"wrote {len(keep)} of {len(data['names'])} sprites to {args.out / 'pokemon.npz'}")
+    path = write_cache(args.out, {k: v[keep] for k, v in data.items()})
+    print(f"wrote {len(keep)} of {len(data['names'])} sprites to {path}")
 
 
 if __name__ == "__main__":
