@@ -2,7 +2,7 @@
 
     python -m benchmarks.pokeapi_census --work runs/pokeapi > benchmarks/pokeapi_census.json
 
-The package (69 MB) has the animated Black/White sprites (front, back, shiny of each; GIFs on a 96 x 96 canvas)
+The package (69 MB) has the animated Black/White sprites (front, back, shiny of each; GIFs of varying size)
 and the Dream World SVGs. For each animated view the census counts the sprites, their frames, the frames that are
 distinct pictures, and how large a drawing is (the largest height or width of its opaque pixels over all its
 frames): whether it fits the 48 x 48 canvas the Pokémon models draw on without rescaling the pixel art.
