@@ -56,7 +56,9 @@ def timestep_plan(sampler: str, T: int, steps: int | None = None, t_start: int |
     steps = span if steps is None else int(steps)
     if not 1 <= steps <= span:
         raise ValueError(f"steps must be between 1 and {span} for {sampler}, got {steps}")
-    ts = (np.round(np.arange(span, 0, -span / steps)).astype(np.int64) - 1).tolist()
+    # diffusers' float arange, cut to `steps`: its last stride can overshoot 0 by a rounding error (span 201 in
+    # 50 steps gave 51 levels, the last one -1, and NaNs)
+    ts = (np.round(np.arange(span, 0, -span / steps)[:steps]).astype(np.int64) - 1).tolist()
     return list(zip(ts, ts[1:] + [-1]))
 
 

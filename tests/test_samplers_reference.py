@@ -155,6 +155,15 @@ def test_ddim_plan_element_by_element():
     assert [t for t, _ in plan] == list(range(999, -1, -1))
 
 
+@pytest.mark.parametrize("t_start, steps", [(200, 50), (999, 61), (13, 7), (14, 13)])
+def test_plan_has_as_many_levels_as_steps(t_start, steps):
+    """A float stride's last step can overshoot 0 (201 / 50 levels gave 51, the last at t = -1 and NaNs)."""
+    plan = timestep_plan("ddim", 1000, steps, t_start)
+    ts = [t for t, _ in plan]
+    assert len(plan) == steps and ts[0] == t_start and min(ts) >= 0 and plan[-1][1] == -1
+    assert all(a > b for a, b in zip(ts, ts[1:]))
+
+
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(steps=1001), dict(t_start=1000), dict(t_start=-1)])
 def test_plan_rejects_out_of_range(bad):
     with pytest.raises(ValueError):
