@@ -272,3 +272,17 @@ def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_tr
         assert json.loads(json.dumps(config_from_args(args).to_dict())) == recorded, tr["command"]
     assert folders[-1][0] == Path("checkpoints") / name and folders[0][1] is None
     assert all(Path(init) == out for (out, _), (_, init) in zip(folders, folders[1:]))  # each from the one before
+
+
+def test_a_config_file_extends_another_and_overrides_it(tmp_path):
+    """{"extends": FILE}: that file's fields (its model block whole), then the extending file's over them; loops fail."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.json").write_text(json.dumps({"model": {"type": "mlp", "hidden": 32, "num_layers": 2},
+                                                    "steps": 10, "seed": 1}))
+    (tmp_path / "sub" / "next.json").write_text(json.dumps({"extends": "../base.json", "seed": 2}))
+    config = load_train_config("spiral", tmp_path / "sub" / "next.json")
+    assert (config.steps, config.seed) == (10, 2) and config.model.hidden == 32 and config.model.num_layers == 2
+    (tmp_path / "a.json").write_text(json.dumps({"extends": "b.json"}))
+    (tmp_path / "b.json").write_text(json.dumps({"extends": "a.json"}))
+    with pytest.raises(ValueError, match="loop"):
+        load_train_config("spiral", tmp_path / "a.json")

@@ -152,13 +152,25 @@ def with_objective(config: TrainConfig, objective: str) -> TrainConfig:
                    sampling=SamplingDefaults(sampler="euler", steps=100, guidance=0.0))
 
 
+def read_config_file(path: str | Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A JSON config file's fields. One may name another file as {"extends": "other.json"} (relative to its own
+    folder): that file's fields first, then its own over them (a later stage of a run keeps the first one's model)."""
+    path = Path(path).resolve()
+    if path in seen:
+        raise ValueError(f"config files extend each other in a loop: {' -> '.join(map(str, seen + (path,)))}")
+    fields = json.loads(path.read_text())
+    base = fields.pop("extends", None)
+    return {**read_config_file(path.parent / base, seen + (path,)), **fields} if base else fields
+
+
 def load_train_config(dataset: str, path: str | Path | None = None, **overrides) -> TrainConfig:
-    """The preset for `dataset`, updated by a JSON file (any subset of fields) and then by `overrides`."""
+    """The preset for `dataset`, updated by a JSON file (any subset of fields, `read_config_file`) and then by
+    `overrides`."""
     if dataset not in PRESETS:
         raise ValueError(f"unknown dataset {dataset!r}: choose one of {sorted(PRESETS)}")
     config = PRESETS[dataset]
     if path is not None:
         d = config.to_dict()
-        d.update(json.loads(Path(path).read_text()))
+        d.update(read_config_file(path))
         config = TrainConfig.from_dict(d)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
