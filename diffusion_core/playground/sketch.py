@@ -12,7 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data.datasets import from_uint8
-from ..data.sprites import square_sprite
+from ..data.sprites import alpha_box, square_sprite
 
 
 MAX_SIDE = 1024  # pixels per side of a drawing or an uploaded picture (the pads are 280 px, a sprite 8x is 544)
@@ -130,10 +130,9 @@ def sketch_to_sprite(value, size: int = 48, box: int = 46):
     taken back to its size, shrunk (area average) to fit `box` px if still larger, centred on white
     (sprites.square_sprite)."""
     rgba = sketch_rgba(value)
-    ys, xs = np.nonzero(rgba[..., 3])
-    if len(ys) < 5:
+    if (rgba[..., 3] > 0).sum() < 5:
         raise ValueError("the picture is empty: draw or upload a sprite first")
-    crop = unenlarged(rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    crop = unenlarged(rgba[alpha_box(rgba)])
     if max(crop.shape[:2]) > box:
         scale = box / max(crop.shape[:2])
         w, h = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
