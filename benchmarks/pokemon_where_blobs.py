@@ -3,6 +3,10 @@ model that drew creatures would give back:
 
 - from x_t: a sprite's own latent noised to t (SDEdit, Meng et al. 2022), then denoised by the model (DDIM 20,
   eta 0, g = 1: deterministic, unguided); the RMS of the result from the sprite's latent, against that of x_t;
+- one step: the RMS error of the model's x0_pred (conditional, unguided) at each level, on 512 training latents
+  with fixed noise: how well it has learnt each noise level on the data it saw (the loss, level by level), beside
+  the same for the exact denoiser of the training latents themselves (the posterior mean over them and their
+  mirror images, the label's only; Karras et al. 2022 eq. 57): what a network that held every latent would reach;
 - in its silhouette: the sprite's figure as the hole and white paper known outside (RePaint without resampling,
   `editing.inpaint_final`, the checkpoint's defaults): can the model fill a creature's outline when it is given one?
 
@@ -23,13 +27,28 @@ from PIL import Image
 
 from diffusion_core.data.datasets import to_uint8
 from diffusion_core.data.sprites import foreground
-from diffusion_core.diffusion import q_sample
+from diffusion_core.diffusion import q_sample, x0_and_eps
 from diffusion_core.editing import inpaint_final
 
 from .latent_decoder_probes import rms
 from .latent_stats import latent_run
 
 LEVELS = (100, 200, 300, 400, 600, 800)
+ONE_STEP_LEVELS = (100, 200, 400, 600, 800, 900, 950, 990)
+
+
+def x0_errors(pipe, z0: torch.Tensor, labels: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor,
+              t_level: int) -> dict:
+    """RMS of the model's one-step x0_pred from latents z0 noised to t_level (seed 2), its labels given, g = 1, and
+    of the exact denoiser of the latents `bank`: E[z | x_t, label] = sum_i softmax_i(-|x_t - a z_i|^2 / 2 s^2) z_i."""
+    t = torch.full((len(z0),), t_level, dtype=torch.long)
+    x_t = q_sample(pipe.schedule, z0, t, torch.randn(z0.shape, generator=torch.Generator().manual_seed(2)))
+    x0_pred, _ = x0_and_eps(pipe.schedule, x_t, t, pipe.eps_fn(labels, 1.0)(x_t, t), pipe.info.diffusion.prediction)
+    a, s = float(pipe.schedule.sqrt_alpha_bar[t_level]), float(pipe.schedule.sqrt_one_minus_alpha_bar[t_level])
+    logits = -torch.cdist(x_t.flatten(1), a * bank.flatten(1)).pow(2) / (2 * s * s)
+    logits = logits.masked_fill(labels[:, None] != bank_labels[None], float("-inf"))
+    exact = (logits.softmax(1) @ bank.flatten(1)).view_as(z0)
+    return {"model": rms(x0_pred, z0), "exact": rms(exact, z0)}
 
 
 def from_level(pipe, z0: torch.Tensor, labels: torch.Tensor, t_start: int) -> torch.Tensor:
@@ -69,12 +88,17 @@ def main() -> None:
         noise = float(pipe.schedule.sqrt_one_minus_alpha_bar[t_start])
         levels[str(t_start)] = {"rms_to_sprite": rms(z, z0), "noise_std": round(noise, 3)}
         columns.append(pipe.decode(z))
+    many = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(1))[:512]
+    bank = torch.cat([pipe.encode(data.x), pipe.encode(data.x.flip(-1))])  # the mirror images' latents trained too
+    bank_labels = data.labels.repeat(2)
+    one_step = {str(t): x0_errors(pipe, bank[many], bank_labels[many], bank, bank_labels, t) for t in ONE_STEP_LEVELS}
     holes = torch.from_numpy(foreground(to_uint8(x)))
     paper = torch.ones(x.shape[1:])
     filled = [inpaint_final(pipe, paper, hole, 1, seed=1, label=int(y))[0] for hole, y in zip(holes, labels)]
     columns += [torch.where(holes[:, None], -0.5, 1.0).expand_as(x), torch.stack(filled)]
     print(json.dumps({"checkpoint": args.checkpoint, "sprites": args.num, "latent_std": round(float(z0.std()), 3),
-                      "from_t": levels}, indent=1))
+                      "from_t": levels, "one_step_x0_rms": one_step},
+                     indent=1))
     if args.picture:
         save_rows(columns, args.picture)
 
