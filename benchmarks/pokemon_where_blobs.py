@@ -14,7 +14,7 @@ model that drew creatures would give back:
         [--picture docs/pokemon_where_blobs.png]
 
 Prints JSON; the picture has one row per sprite: the sprite, its reconstruction, the model's result from each t,
-the silhouette and the model's filling of it. About 2 minutes on 1 thread.
+the silhouette and the model's filling of it. About 3 minutes on 1 thread.
 """
 from __future__ import annotations
 
