@@ -97,12 +97,12 @@ def main() -> None:
     if args.picture:
         grid = bw[:96].reshape(8, 12, SIZE, SIZE, 3).transpose(0, 2, 1, 3, 4).reshape(8 * SIZE, 12 * SIZE, 3)
         Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(args.picture)
-    print(f"wrote {len(box['names'])} box sprites and {len(bw)} Black/White frames ({len(set(n.split('-')[0] for n in names))} "
-          f"families) to {path}")
+    families = len({n.split("-")[0] for n in names})
+    print(f"wrote {len(box['names'])} box sprites and {len(bw)} Black/White frames ({families} families) to {path}")
     if args.autoencoder:
         torch.set_num_threads(1)
-        print(f"{args.autoencoder} reconstruction PSNR: box sprites {reconstruction_psnr(args.autoencoder, box['images'])}"
-              f" dB, Black/White frames {reconstruction_psnr(args.autoencoder, bw)} dB")
+        box_db, bw_db = (reconstruction_psnr(args.autoencoder, images) for images in (box["images"], bw))
+        print(f"{args.autoencoder} reconstruction PSNR: box sprites {box_db} dB, Black/White frames {bw_db} dB")
 
 
 if __name__ == "__main__":

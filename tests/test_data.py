@@ -337,3 +337,20 @@ def test_cached_digits() -> None:
     ds = load_dataset("digits")
     assert ds.x.shape == (10_000, 1, 28, 28)
     assert (torch.bincount(ds.labels) > 800).all()
+
+
+def test_halving_pixel_art_keeps_a_one_pixel_outline() -> None:
+    """benchmarks/pokeapi_frames.halve: each 2 x 2 block becomes its darkest opaque pixel, so a 1-pixel diagonal
+    outline on odd rows and columns (which every-other-pixel sampling loses whole) survives; a block is opaque
+    where two or more of its pixels are."""
+    from benchmarks.pokeapi_frames import halve
+
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[..., :3], rgba[:6, :6, 3] = 200, 255  # a light 6 x 6 square on transparent paper
+    for i in (1, 3, 5):
+        rgba[i, i, :3] = 0  # its outline: dark pixels on odd rows and columns
+    half = halve(rgba)
+    assert half.shape == (4, 4, 4)
+    assert (rgba[::2, ::2, :3] == 200).all()  # every other pixel: no outline left
+    assert [tuple(half[i, i, :3]) for i in range(3)] == [(0, 0, 0)] * 3 and half[3, 3, 3] == 0
+    assert (half[..., 3] == 255).sum() == 9 and (half[half[..., 3] == 255][:, :3].max(1) <= 200).all()

@@ -275,7 +275,8 @@ def test_each_shipped_checkpoints_recorded_commands_ask_for_the_config_it_was_tr
 
 
 def test_a_config_file_extends_another_and_overrides_it(tmp_path):
-    """{"extends": FILE}: that file's fields (its model block whole), then the extending file's over them; loops fail."""
+    """{"extends": FILE}: that file's fields (its model block whole), then the extending file's over them; a loop
+    fails."""
     (tmp_path / "sub").mkdir()
     (tmp_path / "base.json").write_text(json.dumps({"model": {"type": "mlp", "hidden": 32, "num_layers": 2},
                                                     "steps": 10, "seed": 1}))
