@@ -24,6 +24,7 @@ from PIL import Image, ImageSequence
 
 from diffusion_core.data.datasets import from_uint8
 from diffusion_core.data.sprites import SIZE, colour_classes, square_sprite, to_rgba
+from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.training.autoencoder_stage import load_autoencoder, psnr
 
 from .pokeapi_census import ANIMATED, VIEWS, package
@@ -95,8 +96,7 @@ def main() -> None:
                                   "labels": np.concatenate([box["labels"], colour_classes(bw)]),
                                   "names": np.array([str(n) for n in box["names"]] + names)})
     if args.picture:
-        grid = bw[:96].reshape(8, 12, SIZE, SIZE, 3).transpose(0, 2, 1, 3, 4).reshape(8 * SIZE, 12 * SIZE, 3)
-        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(args.picture)
+        save_png(image_grid(bw[:96], nrow=12, pad=0, scale=2), args.picture)
     families = len({n.split("-")[0] for n in names})
     print(f"wrote {len(box['names'])} box sprites and {len(bw)} Black/White frames ({families} families) to {path}")
     if args.autoencoder:

@@ -23,12 +23,12 @@ import json
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from diffusion_core.data.datasets import to_uint8
 from diffusion_core.data.sprites import foreground
 from diffusion_core.diffusion import q_sample, x0_and_eps
 from diffusion_core.editing import inpaint_final
+from diffusion_core.files.pictures import image_grid, save_png
 
 from .latent_decoder_probes import rms
 from .latent_stats import latent_run
@@ -37,12 +37,17 @@ LEVELS = (100, 200, 300, 400, 600, 800)
 ONE_STEP_LEVELS = (100, 200, 400, 600, 800, 900, 950, 990)
 
 
+def noised(pipe, z0: torch.Tensor, t_level: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, x_t): latents z0 noised to t_level with the noise of `seed` (q(x_t | x0), Ho et al. 2020 eq. 4)."""
+    t = torch.full((len(z0),), t_level, dtype=torch.long)
+    return t, q_sample(pipe.schedule, z0, t, torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed)))
+
+
 def x0_errors(pipe, z0: torch.Tensor, labels: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor,
               t_level: int) -> dict:
     """RMS of the model's one-step x0_pred from latents z0 noised to t_level (seed 2), its labels given, g = 1, and
     of the exact denoiser of the latents `bank`: E[z | x_t, label] = sum_i softmax_i(-|x_t - a z_i|^2 / 2 s^2) z_i."""
-    t = torch.full((len(z0),), t_level, dtype=torch.long)
-    x_t = q_sample(pipe.schedule, z0, t, torch.randn(z0.shape, generator=torch.Generator().manual_seed(2)))
+    t, x_t = noised(pipe, z0, t_level, seed=2)
     x0_pred, _ = x0_and_eps(pipe.schedule, x_t, t, pipe.eps_fn(labels, 1.0)(x_t, t), pipe.info.diffusion.prediction)
     a, s = float(pipe.schedule.sqrt_alpha_bar[t_level]), float(pipe.schedule.sqrt_one_minus_alpha_bar[t_level])
     logits = -torch.cdist(x_t.flatten(1), a * bank.flatten(1)).pow(2) / (2 * s * s)
@@ -53,8 +58,7 @@ def x0_errors(pipe, z0: torch.Tensor, labels: torch.Tensor, bank: torch.Tensor, 
 
 def from_level(pipe, z0: torch.Tensor, labels: torch.Tensor, t_start: int) -> torch.Tensor:
     """Latents z0 noised to t_start (seed 1) and denoised by the model, deterministic and unguided."""
-    t = torch.full((len(z0),), t_start, dtype=torch.long)
-    x_t = q_sample(pipe.schedule, z0, t, torch.randn(z0.shape, generator=torch.Generator().manual_seed(1)))
+    _, x_t = noised(pipe, z0, t_start, seed=1)
     out = None
     for out in pipe.run(len(z0), seed=1, label=labels, x_T=x_t, t_start=t_start, sampler="ddim", steps=20,
                         eta=0.0, guidance=1.0):
@@ -62,11 +66,9 @@ def from_level(pipe, z0: torch.Tensor, labels: torch.Tensor, t_start: int) -> to
     return out.x_t
 
 
-def save_rows(rows: list[torch.Tensor], path: Path) -> None:
-    """Images [N, 3, H, W] in [-1, 1], one tensor per column, as a picture at twice the size."""
-    grid = torch.cat([torch.cat(list(col.clamp(-1, 1)), 1) for col in rows], 2)
-    arr = to_uint8(grid[None])[0]
-    Image.fromarray(arr).resize((arr.shape[1] * 2, arr.shape[0] * 2), Image.NEAREST).save(path)
+def save_rows(columns: list[torch.Tensor], path: Path) -> None:
+    """Images [N, 3, H, W] in [-1, 1], one tensor per column (a row per image), as a picture at twice the size."""
+    save_png(image_grid(to_uint8(torch.stack(columns, 1).flatten(0, 1)), nrow=len(columns), pad=0, scale=2), path)
 
 
 @torch.inference_mode()
