@@ -48,8 +48,9 @@ def distinct_frames(path: Path, most: int) -> list[np.ndarray]:
     with Image.open(path) as im:
         for frame in ImageSequence.Iterator(im):
             rgba = to_rgba(frame)
-            if rgba.tobytes() not in seen:
-                seen.add(rgba.tobytes())
+            key = rgba.tobytes()
+            if key not in seen:
+                seen.add(key)
                 frames.append(rgba)
     picks = np.unique(np.linspace(0, len(frames) - 1, min(most, len(frames))).round().astype(int))
     return [frames[i] for i in picks]
@@ -68,9 +69,8 @@ def view_sprites(folder: Path, view: str, most: int) -> tuple[list[np.ndarray], 
 
 
 @torch.inference_mode()
-def reconstruction_psnr(folder: str, images: np.ndarray, num: int = 256) -> float:
+def reconstruction_psnr(autoencoder, images: np.ndarray, num: int = 256) -> float:
     """PSNR (dB) of an autoencoder's reconstructions (unsnapped) of `num` of the uint8 sprites, picked with seed 0."""
-    autoencoder, _ = load_autoencoder(folder)
     pick = np.random.default_rng(0).permutation(len(images))[:num]
     x = from_uint8(images[pick])
     return round(psnr(autoencoder.decode(autoencoder.encode(x), snap=False), x), 2)
@@ -101,7 +101,8 @@ def main() -> None:
     print(f"wrote {len(box['names'])} box sprites and {len(bw)} Black/White frames ({families} families) to {path}")
     if args.autoencoder:
         torch.set_num_threads(1)
-        box_db, bw_db = (reconstruction_psnr(args.autoencoder, images) for images in (box["images"], bw))
+        autoencoder, _ = load_autoencoder(args.autoencoder)
+        box_db, bw_db = (reconstruction_psnr(autoencoder, images) for images in (box["images"], bw))
         print(f"{args.autoencoder} reconstruction PSNR: box sprites {box_db} dB, Black/White frames {bw_db} dB")
 
 
