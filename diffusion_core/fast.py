@@ -31,12 +31,12 @@ class FastModel(nn.Module):
         # forward on an AVX2 CPU (inductor's weight freezing measured no faster; benchmarks/RESULTS.md)
         self.run = torch.compile(self.inner, dynamic=False) if options.compile else self.inner
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
-        """The model's output for x_t at t (labels, g as the model takes them), as float32."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The model's output for x_t at t (labels, g, cond as the model takes them), as float32."""
         if self.options.channels_last and x_t.ndim == 4:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=self.options.bf16):
-            out = self.run(x_t, t, *args)
+            out = self.run(x_t, t, *args, **kwargs)
         return out.float().contiguous()
 
 

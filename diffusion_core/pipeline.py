@@ -17,6 +17,7 @@ from .files.checkpoint import Checkpoint, CheckpointError
 from .files.hub import resolve_checkpoint
 from .guidance import check_interval, guided_eps_fn
 from .models import Autoencoder, build_model, model_config_from_dict, model_config_to_dict
+from .models.unet import Conditioned
 from .samplers import EpsFn, Known, StepOutput, sample
 from .schedules import Schedule
 
@@ -188,12 +189,30 @@ class Pipeline:
             raise ValueError(f"label must be in 0..{k - 1} or 'all', got {label if not isinstance(label, torch.Tensor) else 'a tensor'}")
         return labels
 
-    def eps_fn(self, labels: torch.Tensor | None, guidance: float, interval: tuple[int, int] | None = None):
-        """eps_fn(x_t, t) with guidance (on t_lo < t <= t_hi only, given an interval), evaluated without autograd."""
+    def conditions_for(self, num: int, cond: torch.Tensor | None) -> torch.Tensor | None:
+        """A batch's image conditions [num, k, h, w] (one [k, h, w] is repeated) for a conditioned model; None else."""
+        k = getattr(getattr(self.model, "config", None), "cond_channels", 0)
+        if (cond is None) != (k == 0):
+            raise ValueError("this checkpoint draws into an image condition: pass cond" if k else
+                             "this checkpoint takes no image condition")
+        if cond is None:
+            return None
+        cond = cond.to(self.device, torch.float32)
+        cond = cond.expand(num, *cond.shape) if cond.ndim == 3 else cond
+        if cond.shape[:2] != (num, k) or cond.shape[2:] != self.info.data_shape[1:]:
+            raise ValueError(f"cond must have shape ({num}, {k}, {', '.join(map(str, self.info.data_shape[1:]))}), "
+                             f"got {tuple(cond.shape)}")
+        return cond
+
+    def eps_fn(self, labels: torch.Tensor | None, guidance: float, interval: tuple[int, int] | None = None,
+               cond: torch.Tensor | None = None):
+        """eps_fn(x_t, t) with guidance (on t_lo < t <= t_hi only, given an interval), evaluated without autograd;
+        a conditioned model's image conditions `cond` (conditions_for) bound to it."""
         if not 0 <= guidance <= MAX_GUIDANCE:
             raise ValueError(f"guidance must be between 0 and {MAX_GUIDANCE}, got {guidance}")
         null = self.info.num_classes if self.info.num_classes else None
-        fn = guided_eps_fn(self.model, labels, guidance, null, interval)
+        model = self.model if cond is None else Conditioned(self.model, cond)
+        fn = guided_eps_fn(model, labels, guidance, null, interval)
         return torch.inference_mode()(fn)
 
     def plan_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int | None]:
@@ -205,14 +224,16 @@ class Pipeline:
             steps: int | None = None, eta: float | None = None, guidance: float | None = None,
             guidance_interval: tuple[int, int] | None = None, x0: torch.Tensor | None = None,
             t_start: int | None = None, x_T: torch.Tensor | None = None, known: Known | None = None,
-            resample: tuple[int, int] | None = None) -> Iterator[StepOutput]:
+            resample: tuple[int, int] | None = None, cond: torch.Tensor | None = None) -> Iterator[StepOutput]:
         """Stream a sampling run. With `x0` and `t_start`, noise x0 to t_start first and denoise from there (SDEdit).
         `guidance_interval` None takes the checkpoint's default; (-1, T - 1) guides every step. `x_T`: the
-        initial noise (else drawn from the seed); `known`, `resample`: inpainting (samplers.sample, editing.py)."""
+        initial noise (else drawn from the seed); `known`, `resample`: inpainting (samplers.sample, editing.py);
+        `cond`: a conditioned model's image conditions (conditions_for)."""
         d = self.info.sampling
         sampler, steps = self.plan_settings(sampler, steps)
         g = make_generator(seed, self.device)
         labels = self.labels_for(num, label)
+        cond = self.conditions_for(num, cond)
         if x0 is not None:  # images, encoded first in latent space
             x0 = self.encode(x0.to(self.device).expand(num, *self.image_shape))
             t_start = self.schedule.T - 1 if t_start is None else t_start
@@ -221,7 +242,7 @@ class Pipeline:
             x_T = q_sample(self.schedule, x0, t, eps)
         yield from sample(
             self.eps_fn(labels, d.guidance if guidance is None else guidance,
-                        d.guidance_interval if guidance_interval is None else guidance_interval), self.schedule,
+                        d.guidance_interval if guidance_interval is None else guidance_interval, cond), self.schedule,
             (num, *self.info.data_shape), generator=g, sampler=sampler, steps=steps,
             eta=d.eta if eta is None else eta, clip_x0=self.info.diffusion.clip_x0, x_T=x_T, t_start=t_start,
             prediction=self.info.diffusion.prediction, known=known, resample=resample)

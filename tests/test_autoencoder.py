@@ -115,13 +115,14 @@ def test_held_out_sprites_are_whole_families_chosen_the_same_way_every_time():
     assert held.labels.tolist() == [names.index(n) for n in held.item_names]
 
 
-def tiny_run(folder, preset: str, **fields):
-    """Train a tiny model of the pokemon_* preset `preset` into `folder` (the real sprites: make test fetches them)."""
+def tiny_run(folder, preset: str, init_from: str | None = None, **fields):
+    """Train a tiny model of the pokemon_* preset `preset` into `folder` (the real sprites: make test fetches them),
+    from scratch or from checkpoint `init_from`'s weights."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder.parent / f"{folder.name}.json"
     path.write_text(json.dumps({"batch_size": 16, "warmup_steps": 5, "older_drawings": False, "mixed_precision": "no",
                                 **fields}))
-    return train(load_train_config(preset, path), folder, "test")
+    return train(load_train_config(preset, path), folder, "test", init_from=init_from)
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +215,30 @@ def test_a_latent_run_starts_from_a_latent_checkpoint_on_the_same_latents_only(t
     (other / "model.safetensors").symlink_to(tiny_latent / "model.safetensors")
     with pytest.raises(ValueError, match="learned on the latents of"):
         train(load_train_config("pokemon_latent", path), tmp_path / "ft2", "test", init_from=str(other))
+
+
+def test_a_latent_denoiser_learns_to_draw_into_silhouettes_from_an_unconditioned_one(tiny_latent, tmp_path):
+    """condition "silhouette": each latent comes with its sprite's silhouette (mirror images with theirs); the run
+    starts from an unconditioned checkpoint (the condition's convolution starts at zero), and the folder's pipeline
+    asks for the condition, and an unconditioned one refuses it."""
+    from diffusion_core.data.datasets import silhouette_condition
+
+    config = json.loads((tiny_latent / "config.json").read_text())
+    unet = config["model"] | {"cond_channels": 16}
+    out = tiny_run(tmp_path / "fill", "pokemon_latent", init_from=str(tiny_latent), model=unet, condition="silhouette",
+                   autoencoder=config["training"]["config"]["autoencoder"], steps=30, lr=1e-3, batch_size=32,
+                   sample_every=30, save_every=30)
+    trained = load_checkpoint(out).config["training"]
+    assert trained["final_loss"] < 0.8 and trained["init_from"]["checkpoint"] == str(tiny_latent)
+    assert (out / "samples" / "step_000030.png").exists()  # the preview drew into training sprites' silhouettes
+    pipe = Pipeline.load(str(out))
+    sprites = load_dataset("pokemon").x[:2]
+    cond = silhouette_condition(sprites, 12)
+    x, _ = pipe.generate(2, seed=0, label=1, steps=3, cond=cond)
+    assert x.shape == (2, 3, 48, 48)
+    one, _ = pipe.generate(2, seed=0, label=1, steps=3, cond=cond[0])  # one condition for the whole batch
+    torch.testing.assert_close(one[0], x[0])
+    with pytest.raises(ValueError, match="pass cond"):
+        pipe.generate(2, seed=0, label=1, steps=3)
+    with pytest.raises(ValueError, match="takes no image condition"):
+        Pipeline.load(str(tiny_latent)).generate(2, seed=0, label=1, steps=3, cond=cond)

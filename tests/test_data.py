@@ -354,3 +354,19 @@ def test_halving_pixel_art_keeps_a_one_pixel_outline() -> None:
     assert (rgba[::2, ::2, :3] == 200).all()  # every other pixel: no outline left
     assert [tuple(half[i, i, :3]) for i in range(3)] == [(0, 0, 0)] * 3 and half[3, 3, 3] == 0
     assert (half[..., 3] == 255).sum() == 9 and (half[half[..., 3] == 255][:, :3].max(1) <= 200).all()
+
+
+def test_silhouette_condition_folds_the_figure_with_its_white_inside_into_planes():
+    """A black ring enclosing white paper on a white canvas: the figure is the ring and what it encloses (the flood
+    fill stops at the outline), +1 there and -1 outside, folded 4 x 4 into 16 planes that pixel-shuffle back."""
+    img = np.full((1, 48, 48, 3), 255, np.uint8)
+    img[0, 10:30, 8:20] = 0
+    img[0, 11:29, 9:19] = 255  # the white body inside the outline
+    cond = datasets.silhouette_condition(from_uint8(img), 12)
+    assert cond.shape == (1, 16, 12, 12)
+    mask = torch.nn.functional.pixel_shuffle(cond, 4)[0, 0]
+    expected = -torch.ones(48, 48)
+    expected[10:30, 8:20] = 1
+    torch.testing.assert_close(mask, expected)
+    with pytest.raises(ValueError, match="do not fold"):
+        datasets.silhouette_condition(from_uint8(img), 10)

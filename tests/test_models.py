@@ -152,3 +152,44 @@ def test_config_errors_name_the_problem():
         UNetConfig(attention_levels=(3,))
     with pytest.raises(ValueError, match="heads 3"):
         UNetConfig(base_channels=32, heads=3)
+
+
+COND_UNET = replace(SMALL_UNET, cond_channels=5)
+
+
+def test_an_image_condition_starts_as_the_unet_it_is_added_to_and_is_required():
+    torch.manual_seed(0)
+    plain, conditioned = build_model(SMALL_UNET), build_model(COND_UNET)
+    torch.nn.init.normal_(plain.out[-1].weight)
+    missing, unexpected = conditioned.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["cond_in.bias", "cond_in.weight"] and not unexpected
+    x, t, labels = torch.randn(2, 3, 16, 16), torch.tensor([10, 900]), torch.tensor([1, 4])
+    cond = torch.randn(2, 5, 16, 16)
+    torch.testing.assert_close(conditioned(x, t, labels, cond=cond), plain(x, t, labels))  # zero-initialised
+    with pytest.raises(ValueError, match="conditioned on an image"):
+        conditioned(x, t, labels)
+    torch.nn.init.normal_(conditioned.cond_in.weight)
+    a, b = conditioned(x, t, labels, cond=cond), conditioned(x, t, labels, cond=-cond)
+    assert not torch.allclose(a, b)
+    # the condition enters as a concatenation with x_t would: one convolution over both
+    both = torch.nn.Conv2d(3 + 5, 8, 3, padding=1)
+    with torch.no_grad():
+        both.weight.copy_(torch.cat([conditioned.conv_in.weight, conditioned.cond_in.weight], dim=1))
+        both.bias.copy_(conditioned.conv_in.bias + conditioned.cond_in.bias)
+    torch.testing.assert_close(conditioned.conv_in(x) + conditioned.cond_in(cond), both(torch.cat([x, cond], dim=1)))
+
+
+def test_a_bound_condition_is_repeated_over_guidances_doubled_batch():
+    from diffusion_core.guidance import guided_eps_fn
+    from diffusion_core.models.unet import Conditioned
+
+    torch.manual_seed(1)
+    m = build_model(COND_UNET)
+    torch.nn.init.normal_(m.out[-1].weight)
+    torch.nn.init.normal_(m.cond_in.weight)
+    x, t, labels, cond = torch.randn(2, 3, 16, 16), torch.tensor([300, 300]), torch.tensor([0, 2]), torch.randn(2, 5, 16, 16)
+    guided = guided_eps_fn(Conditioned(m, cond), labels, 3.0, 4)(x, t)
+    uncond, cond_out = m(x, t, torch.tensor([4, 4]), cond=cond), m(x, t, labels, cond=cond)
+    torch.testing.assert_close(guided, uncond + 3.0 * (cond_out - uncond), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="does not repeat"):
+        Conditioned(m, cond)(torch.randn(3, 3, 16, 16), torch.tensor([1, 1, 1]))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .points2d import TOY_SETS, make_toy
-from .sprites import COLOUR_CLASSES, cap_drawings, cap_families, holds_older, is_older
+from .sprites import COLOUR_CLASSES, cap_drawings, cap_families, foreground, holds_older, is_older
 
 DATASETS = ("spiral", "digits", "pokemon", "fashion", *TOY_SETS)  # TOY_SETS: the 2D lab's moons, gaussians, ...
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -40,6 +40,7 @@ class Dataset:
     labels: torch.Tensor | None
     class_names: tuple[str, ...]
     item_names: tuple[str, ...] = ()  # per-item names where the source has them (sprites)
+    cond: torch.Tensor | None = None  # per-item image conditions [N, k, h, w] of a conditioned denoiser, or None
 
 
 def cache_dir() -> Path:
@@ -86,6 +87,17 @@ def from_uint8(images: np.ndarray) -> torch.Tensor:
     if a.ndim != 4:
         raise ValueError(f"expected uint8 images [N, H, W, C], got shape {a.shape}")
     return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / UINT8_SCALE - 1.0
+
+
+def silhouette_condition(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Sprites' silhouettes as a denoiser's image condition at the latent's size: each image's figure mask
+    (sprites.foreground) as +1 inside and -1 outside, folded losslessly into f x f planes [N, f * f, size, size]
+    (pixel-unshuffle, f = H / size), so that a latent cell sees its own f x f pixels of the outline."""
+    n, _, h, w = x.shape
+    if h % size or w % size:
+        raise ValueError(f"images of {h} x {w} pixels do not fold into a {size} x {size} condition")
+    mask = torch.from_numpy(foreground(to_uint8(x))).float()[:, None] * 2 - 1
+    return torch.nn.functional.pixel_unshuffle(mask, h // size)
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

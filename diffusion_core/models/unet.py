@@ -2,7 +2,10 @@
 embedding in every block, self-attention at the lowest resolution (and optionally at higher ones, as the latent
 UNets of Rombach et al. 2022, sec. 3.3), optional class embedding with a null class, and
 optional patching (pixel-unshuffle in, pixel-shuffle out: Hoogeboom et al. 2023, "simple diffusion", sec. 3) and an
-optional full-resolution head that refines a patched UNet's output from x_t's own pixels."""
+optional full-resolution head that refines a patched UNet's output from x_t's own pixels, and an optional image
+condition added to the first layer's features (concatenation with x_t, as SR3 and the LDM's spatial conditioning do:
+Saharia et al. 2021, Rombach et al. 2022, sec. 3.3; a zero-initialised convolution of its own is the same as widening
+the first one, and leaves a trained model unchanged until it has learnt)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ class UNetConfig:
     patch_size: int = 1  # p > 1: the UNet runs on [C*p*p, H/p, W/p] (lossless reshape; ~p*p times cheaper convs)
     refine_channels: int = 0  # > 0: a full-resolution head of this width adds a correction (RefineHead); 0 = none
     guidance_embedding: bool = False  # True: g is an input (a guidance-distilled student, Meng et al. 2023, sec. 4.1)
+    cond_channels: int = 0  # > 0: an image condition [N, cond_channels, H/p, W/p] is an input (UNet.forward); 0 = none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -131,6 +135,10 @@ class UNet(nn.Module):
         self.unpatch, self.patch = nn.PixelUnshuffle(c.patch_size), nn.PixelShuffle(c.patch_size)
         patch_channels = c.in_channels * c.patch_size ** 2
         self.conv_in = nn.Conv2d(patch_channels, c.base_channels, 3, padding=1)
+        self.cond_in = nn.Conv2d(c.cond_channels, c.base_channels, 3, padding=1) if c.cond_channels else None
+        if self.cond_in is not None:
+            nn.init.zeros_(self.cond_in.weight)
+            nn.init.zeros_(self.cond_in.bias)
         def block(a: int, b: int, level: int | None = None) -> nn.Module:
             res = ResBlock(a, b, emb_dim, c.groups, c.dropout)
             return AttentionBlock(res, b, c.groups, c.heads) if level in c.attention_levels else res
@@ -170,14 +178,19 @@ class UNet(nn.Module):
         return emb
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
-                g: torch.Tensor | None = None) -> torch.Tensor:
+                g: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The model's output (eps, or v for a v-trained model) for x_t at integer timesteps t [N]; a guidance-embedding
-        model also takes the guidance scale g [N] (default 1: the conditional prediction)."""
+        model also takes the guidance scale g [N] (default 1: the conditional prediction), a conditioned one its image
+        condition `cond` (required)."""
         emb = self.embed(t, labels)
         if self.guidance_mlp is not None:
             g = torch.ones_like(t, dtype=torch.float32) if g is None else g.float()
             emb = emb + self.guidance_mlp(sinusoidal_embedding(g * GUIDANCE_SCALE, self.config.base_channels))
         h = self.conv_in(self.unpatch(x_t))
+        if self.cond_in is not None:
+            if cond is None or cond.shape[0] != x_t.shape[0]:
+                raise ValueError(f"this UNet is conditioned on an image: pass cond of batch size {x_t.shape[0]}")
+            h = h + self.cond_in(cond)
         hs = [h]
         takes_emb = (ResBlock, AttentionBlock)
         for layer in self.down:
@@ -188,3 +201,19 @@ class UNet(nn.Module):
             h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, takes_emb) else layer(h)
         output = self.patch(self.out(h))
         return output if self.refine is None else self.refine(x_t, output, emb)
+
+
+class Conditioned(nn.Module):
+    """A conditioned UNet with its image condition bound, called as the samplers and guidance call a model:
+    model(x_t, t, labels, g). A batch k times the condition's (guidance's doubled batch) gets the condition k times."""
+
+    def __init__(self, model: UNet, cond: torch.Tensor):
+        super().__init__()
+        self.model, self.cond, self.config = model, cond, model.config
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
+                g: torch.Tensor | None = None) -> torch.Tensor:
+        repeats, rest = divmod(x_t.shape[0], self.cond.shape[0])
+        if rest or not repeats:
+            raise ValueError(f"a batch of {x_t.shape[0]} does not repeat the {self.cond.shape[0]} conditions")
+        return self.model(x_t, t, labels, g, cond=self.cond.repeat(repeats, 1, 1, 1))

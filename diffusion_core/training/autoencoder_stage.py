@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.datasets import Dataset, to_uint8
+from ..data.datasets import Dataset, silhouette_condition, to_uint8
 from ..data.sprites import family_bucket, smooth_neighbours
 from ..files.pictures import image_grid, save_png
 from ..models.autoencoder import (Autoencoder, AutoencoderConfig, fit_preview, gradient_l1, reconstruction_loss,
@@ -124,13 +124,19 @@ def load_autoencoder(folder: str | Path) -> tuple[Autoencoder, dict]:
     return model.eval().requires_grad_(False), record
 
 
-def encode_dataset(model: Autoencoder, data: Dataset, mirrored: bool) -> Dataset:
+CONDITIONS = ("", "silhouette")  # a latent denoiser's image condition: none, or the sprite's silhouette
+
+
+def encode_dataset(model: Autoencoder, data: Dataset, mirrored: bool, condition: str = "") -> Dataset:
     """The dataset's latents, computed once before training (Rombach et al. 2022 train on a frozen encoder's
-    latents); with `mirrored`, the mirror images' latents follow as more examples (a latent has no exact mirror)."""
+    latents); with `mirrored`, the mirror images' latents follow as more examples (a latent has no exact mirror);
+    with `condition` "silhouette", each latent's sprite's silhouette as its image condition (silhouette_condition)."""
     x = torch.cat([data.x, data.x.flip(-1)]) if mirrored else data.x
     labels = None if data.labels is None else (torch.cat([data.labels] * 2) if mirrored else data.labels)
     names = data.item_names * 2 if mirrored else data.item_names
-    return replace(data, x=latents(model, x).float(), labels=labels, item_names=names)
+    z = latents(model, x).float()
+    cond = silhouette_condition(x, z.shape[-1]) if condition == "silhouette" else None
+    return replace(data, x=z, labels=labels, item_names=names, cond=cond)
 
 
 def joined_weights(denoiser: dict[str, torch.Tensor], autoencoder: Autoencoder) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from ..diffusion import DiffusionConfig
 from ..flow import COUPLINGS
 from ..models import AutoencoderConfig, MLPConfig, ModelConfig, UNetConfig, model_config_from_dict, model_config_to_dict
 from ..pipeline import SamplingDefaults
+from .autoencoder_stage import CONDITIONS
 
 LR_DECAYS = ("constant", "cosine")
 OBJECTIVES = ("diffusion", "flow")  # flow: flow matching on straight paths (flow.py), for the 2D models
@@ -38,6 +39,7 @@ class TrainConfig:
     older_drawings: bool = False  # sprites: add the older gen7x drawings (sprites.OLDER) before the caps
     max_per_drawing: int = 0  # sprites: at most this many colourings of each drawing (sprites.cap_drawings); 0 = all
     autoencoder: str = ""  # latent diffusion: the trained autoencoder's checkpoint folder; '' = pixel space
+    condition: str = ""  # latent diffusion: the denoiser's image condition, '' or 'silhouette' (CONDITIONS)
     kl_weight: float = 1e-6  # autoencoder: weight of the KL term per pixel value (the LDM's 1e-6)
     edge_weight: float = 0.0  # autoencoder: extra L1 weight on pixels at a colour edge (autoencoder.edge_weights)
     gradient_weight: float = 0.0  # autoencoder: weight of the L1 on image gradients (autoencoder.gradient_l1)
@@ -60,6 +62,10 @@ class TrainConfig:
             raise ValueError(f"unknown lr_decay {self.lr_decay!r}: choose one of {LR_DECAYS}")
         if self.coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {self.coupling!r}: choose one of {COUPLINGS}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {self.condition!r}: choose one of {CONDITIONS}")
+        if self.condition and not self.autoencoder:
+            raise ValueError("an image condition is a latent denoiser's: set autoencoder too")
         if self.coupling != "independent" and self.diffusion.prediction != "flow":
             raise ValueError("an OT coupling pairs a flow model's noise with its data: use it with --objective flow")
 

@@ -63,6 +63,21 @@ def freeze_except(model: torch.nn.Module, prefix: str) -> torch.nn.Module:
     return model
 
 
+def preview_conditions(data: Dataset, n: int) -> torch.Tensor:
+    """Image conditions for a preview of n samples, label 'all': those of the first training examples of each
+    label in turn (any examples when unlabelled)."""
+    if data.labels is None:
+        return data.cond[:n]
+    wanted = torch.arange(n) * len(data.class_names) // n
+    seen: dict[int, int] = {}
+    picks = []
+    for label in wanted.tolist():
+        hits = (data.labels == label).nonzero().flatten()
+        picks.append(int(hits[seen.get(label, 0) % len(hits)]) if len(hits) else 0)
+        seen[label] = seen.get(label, 0) + 1
+    return data.cond[picks]
+
+
 def preview(run: Run, path: Path) -> None:
     """Write a grid of EMA samples (one row per class when conditional) to `path`; for an autoencoder, held-out
     sprites over their reconstructions."""
@@ -73,7 +88,9 @@ def preview(run: Run, path: Path) -> None:
     pipe = Pipeline(ema, info, device=next(ema.parameters()).device, autoencoder=run.autoencoder)
     if info.is_image:
         n = 8 * max(info.num_classes, 1) if info.num_classes else 64
-        x, _ = pipe.generate(n, seed=0, label="all" if info.num_classes else None, sampler="ddim", steps=20)
+        cond = None if run.data.cond is None else preview_conditions(run.data, n)
+        x, _ = pipe.generate(n, seed=0, label="all" if info.num_classes else None, sampler="ddim", steps=20,
+                             cond=cond)
         save_png(image_grid(to_uint8(x.cpu()), nrow=8, scale=2), path)
     else:
         sampler = "euler" if info.diffusion.prediction == "flow" else "ddim"
@@ -141,7 +158,7 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
     if config.autoencoder:  # latent diffusion: the frozen encoder's latents, computed once
         autoencoder, ae_record = ae_stage.load_autoencoder(config.autoencoder)
         autoencoder.training_record = ae_record  # written into the latent checkpoint beside its own record
-        data = ae_stage.encode_dataset(autoencoder, data, mirrored=config.hflip)
+        data = ae_stage.encode_dataset(autoencoder, data, mirrored=config.hflip, condition=config.condition)
     if isinstance(config.model, AutoencoderConfig):
         if config.holdout_every < 2:
             raise ValueError("an autoencoder is measured on held-out sprites: set holdout_every >= 2")
@@ -192,7 +209,8 @@ def micro_batch(run: Run, config: TrainConfig, micro_step: int):
 
 
 def noisy_micro_batch(run: Run, config: TrainConfig, micro_step: int):
-    """(x0, x_t, t, eps, labels) of this process's micro-batch, labels dropped to the null label at random."""
+    """(x0, x_t, t, eps, labels, cond) of this process's micro-batch, labels dropped to the null label at random;
+    cond the examples' image conditions (None for an unconditioned denoiser)."""
     acc, data = run.acc, run.data
     idx, x0 = micro_batch(run, config, micro_step)
     x_t, t, eps = noisy_batch(run.schedule, x0, run.gen, config.diffusion.prediction, config.coupling)
@@ -201,7 +219,8 @@ def noisy_micro_batch(run: Run, config: TrainConfig, micro_step: int):
         labels = data.labels[idx].clone()
         labels[torch.rand(len(idx), generator=run.gen) < config.label_dropout] = run.info.num_classes
         labels = labels.to(acc.device)
-    return x0, x_t, t, eps, labels
+    cond = None if data.cond is None else data.cond[idx].to(acc.device)
+    return x0, x_t, t, eps, labels, cond
 
 
 def batch_loss(run: Run, config: TrainConfig, micro_step: int) -> torch.Tensor:
@@ -209,8 +228,9 @@ def batch_loss(run: Run, config: TrainConfig, micro_step: int) -> torch.Tensor:
     if run.heldout is not None:
         return ae_stage.autoencoder_loss(run.model, micro_batch(run, config, micro_step)[1], run.gen, config,
                                          run.adversary, micro_step // config.grad_accum)
-    x0, x_t, t, eps, labels = noisy_micro_batch(run, config, micro_step)
-    return denoising_loss(config.diffusion, run.schedule, run.model(x_t, t, labels).float(), x0, t, eps)
+    x0, x_t, t, eps, labels, cond = noisy_micro_batch(run, config, micro_step)
+    output = run.model(x_t, t, labels) if cond is None else run.model(x_t, t, labels, cond=cond)
+    return denoising_loss(config.diffusion, run.schedule, output.float(), x0, t, eps)
 
 
 def train_step(run: Run, config: TrainConfig, step: int) -> float:

@@ -68,8 +68,9 @@ def load_train_state(out: Path) -> dict | None:
 
 
 WEIGHTLESS = ("dropout", "scale_factor")  # model settings that change no weight: a fine-tuning run may set them afresh
-GROWN = {"refine_channels": "refine.", "guidance_embedding": "guidance_mlp."}  # settings that add zero-initialised weights (their names' prefix) to a model:
-# a fine-tuning run may switch them on where the checkpoint had them off (0), which leaves its outputs unchanged
+# settings that add zero-initialised weights (their names' prefix) to a model: a fine-tuning run may switch them on
+# where the checkpoint had them off (0), which leaves its outputs unchanged
+GROWN = {"refine_channels": "refine.", "guidance_embedding": "guidance_mlp.", "cond_channels": "cond_in."}
 
 
 def _weight_shaping(model_config: dict | None) -> dict | None:
