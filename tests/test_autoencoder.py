@@ -242,3 +242,6 @@ def test_a_latent_denoiser_learns_to_draw_into_silhouettes_from_an_unconditioned
         pipe.generate(2, seed=0, label=1, steps=3)
     with pytest.raises(ValueError, match="takes no image condition"):
         Pipeline.load(str(tiny_latent)).generate(2, seed=0, label=1, steps=3, cond=cond)
+    with pytest.raises(ValueError, match="set the model's cond_channels to 16"):  # a model that would ignore them
+        tiny_run(tmp_path / "blind", "pokemon_latent", model=config["model"], condition="silhouette",
+                 autoencoder=config["training"]["config"]["autoencoder"], steps=1)

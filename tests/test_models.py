@@ -168,6 +168,8 @@ def test_an_image_condition_starts_as_the_unet_it_is_added_to_and_is_required():
     torch.testing.assert_close(conditioned(x, t, labels, cond=cond), plain(x, t, labels))  # zero-initialised
     with pytest.raises(ValueError, match="conditioned on an image"):
         conditioned(x, t, labels)
+    with pytest.raises(ValueError, match="takes no image condition"):
+        plain(x, t, labels, cond=cond)
     torch.nn.init.normal_(conditioned.cond_in.weight)
     a, b = conditioned(x, t, labels, cond=cond), conditioned(x, t, labels, cond=-cond)
     assert not torch.allclose(a, b)

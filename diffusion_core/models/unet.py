@@ -187,9 +187,10 @@ class UNet(nn.Module):
             g = torch.ones_like(t, dtype=torch.float32) if g is None else g.float()
             emb = emb + self.guidance_mlp(sinusoidal_embedding(g * GUIDANCE_SCALE, self.config.base_channels))
         h = self.conv_in(self.unpatch(x_t))
-        if self.cond_in is not None:
-            if cond is None or cond.shape[0] != x_t.shape[0]:
-                raise ValueError(f"this UNet is conditioned on an image: pass cond of batch size {x_t.shape[0]}")
+        if (cond is None) != (self.cond_in is None):
+            raise ValueError("this UNet takes no image condition" if cond is not None else
+                             f"this UNet is conditioned on an image: pass cond of batch size {x_t.shape[0]}")
+        if cond is not None:
             h = h + self.cond_in(cond)
         hs = [h]
         takes_emb = (ResBlock, AttentionBlock)

@@ -159,6 +159,10 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
         autoencoder, ae_record = ae_stage.load_autoencoder(config.autoencoder)
         autoencoder.training_record = ae_record  # written into the latent checkpoint beside its own record
         data = ae_stage.encode_dataset(autoencoder, data, mirrored=config.hflip, condition=config.condition)
+    given = 0 if data.cond is None else data.cond.shape[1]
+    if getattr(config.model, "cond_channels", 0) != given:
+        raise ValueError(f"the model takes {getattr(config.model, 'cond_channels', 0)} condition channels and the "
+                         f"data gives {given} (condition {config.condition!r}): set the model's cond_channels to {given}")
     if isinstance(config.model, AutoencoderConfig):
         if config.holdout_every < 2:
             raise ValueError("an autoencoder is measured on held-out sprites: set holdout_every >= 2")
