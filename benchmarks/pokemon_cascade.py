@@ -40,11 +40,10 @@ def layouts(pipe: Pipeline, num: int, seed: int) -> torch.Tensor:
     return torch.where(x.cpu().mean(1, keepdim=True) < 0, -1.0, 1.0).expand(-1, 3, -1, -1)
 
 
-def silhouette_copies(images: np.ndarray, train: np.ndarray) -> dict:
-    """The median highest IoU of each image's silhouette with a training sprite's (or its mirror image's), and the
-    share of those >= COPY_IOU."""
-    shapes, known = foreground(images), foreground(train)
-    best = mask_iou(shapes, np.concatenate([known, known[:, :, ::-1]])).max(1)
+def silhouette_copies(images: np.ndarray, known: np.ndarray) -> dict:
+    """The median highest IoU of each image's silhouette with one of the training silhouettes `known` [M, H, W] (or
+    its mirror image), and the share of those >= COPY_IOU."""
+    best = mask_iou(foreground(images), np.concatenate([known, known[:, :, ::-1]])).max(1)
     return {"silhouette_iou_median": float(np.median(best)), "silhouette_copies": float((best >= COPY_IOU).mean())}
 
 
@@ -64,10 +63,10 @@ def main() -> None:
     cond = silhouette_condition(shapes, fill_pipe.info.data_shape[-1])
     drawn, labels = fill_pipe.generate(args.num, seed=args.seed, label="all", cond=cond)
     shipped, _ = Pipeline.load(SHIPPED, device=cpu).generate(args.num, seed=args.seed, label="all")
-    train = to_uint8(load_dataset("pokemon", **CAPS).x)
+    known = foreground(to_uint8(load_dataset("pokemon", **CAPS).x))  # once, for both models
     report = {"num": args.num, "seed": args.seed,
-              "cascade": pokemon_metrics(drawn.cpu(), labels.cpu()) | silhouette_copies(to_uint8(shapes), train),
-              "shipped": pokemon_metrics(shipped.cpu(), labels.cpu()) | silhouette_copies(to_uint8(shipped), train)}
+              "cascade": pokemon_metrics(drawn.cpu(), labels.cpu()) | silhouette_copies(to_uint8(shapes), known),
+              "shipped": pokemon_metrics(shipped.cpu(), labels.cpu()) | silhouette_copies(to_uint8(shipped), known)}
     if args.picture:
         blocks = [to_uint8(x.cpu()).reshape(-1, COLUMNS, *x.shape[2:], 3) for x in (shapes, drawn, shipped)]
         rows = np.concatenate(blocks, axis=1)  # [rows, 3 * COLUMNS, H, W, 3]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,18 +64,16 @@ def freeze_except(model: torch.nn.Module, prefix: str) -> torch.nn.Module:
     return model
 
 
-def preview_conditions(data: Dataset, n: int) -> torch.Tensor:
-    """Image conditions for a preview of n samples, label 'all': those of the first training examples of each
-    label in turn (any examples when unlabelled)."""
-    if data.labels is None:
+def preview_conditions(data: Dataset, labels: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Image conditions for a preview of n samples asked for `labels`: a label's k-th sample gets the condition of
+    that label's k-th training example (any examples when unlabelled)."""
+    if labels is None:
         return data.cond[:n]
-    wanted = torch.arange(n) * len(data.class_names) // n
-    seen: dict[int, int] = {}
-    picks = []
-    for label in wanted.tolist():
+    picks, taken = [], Counter()
+    for label in labels.tolist():
         hits = (data.labels == label).nonzero().flatten()
-        picks.append(int(hits[seen.get(label, 0) % len(hits)]) if len(hits) else 0)
-        seen[label] = seen.get(label, 0) + 1
+        picks.append(int(hits[taken[label] % len(hits)]) if len(hits) else 0)
+        taken[label] += 1
     return data.cond[picks]
 
 
@@ -88,9 +87,9 @@ def preview(run: Run, path: Path) -> None:
     pipe = Pipeline(ema, info, device=next(ema.parameters()).device, autoencoder=run.autoencoder)
     if info.is_image:
         n = 8 * max(info.num_classes, 1) if info.num_classes else 64
-        cond = None if run.data.cond is None else preview_conditions(run.data, n)
-        x, _ = pipe.generate(n, seed=0, label="all" if info.num_classes else None, sampler="ddim", steps=20,
-                             cond=cond)
+        label = "all" if info.num_classes else None
+        cond = None if run.data.cond is None else preview_conditions(run.data, pipe.labels_for(n, label), n)
+        x, _ = pipe.generate(n, seed=0, label=label, sampler="ddim", steps=20, cond=cond)
         save_png(image_grid(to_uint8(x.cpu()), nrow=8, scale=2), path)
     else:
         sampler = "euler" if info.diffusion.prediction == "flow" else "ddim"
@@ -159,10 +158,10 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
         autoencoder, ae_record = ae_stage.load_autoencoder(config.autoencoder)
         autoencoder.training_record = ae_record  # written into the latent checkpoint beside its own record
         data = ae_stage.encode_dataset(autoencoder, data, mirrored=config.hflip, condition=config.condition)
-    given = 0 if data.cond is None else data.cond.shape[1]
-    if getattr(config.model, "cond_channels", 0) != given:
-        raise ValueError(f"the model takes {getattr(config.model, 'cond_channels', 0)} condition channels and the "
-                         f"data gives {given} (condition {config.condition!r}): set the model's cond_channels to {given}")
+    given, takes = 0 if data.cond is None else data.cond.shape[1], getattr(config.model, "cond_channels", 0)
+    if takes != given:
+        raise ValueError(f"the model takes {takes} condition channels and the data gives {given} "
+                         f"(condition {config.condition!r}): set the model's cond_channels to {given}")
     if isinstance(config.model, AutoencoderConfig):
         if config.holdout_every < 2:
             raise ValueError("an autoencoder is measured on held-out sprites: set holdout_every >= 2")
