@@ -39,6 +39,11 @@ def latent_run(checkpoint: str) -> tuple[Pipeline, Dataset, dict]:
     return pipe, data, trained
 
 
+def training_latents(pipe: Pipeline, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(latents, labels) of the sprites `data` and their mirror images: the examples a latent run trains on."""
+    return torch.cat([pipe.encode(data.x), pipe.encode(data.x.flip(-1))]), data.labels.repeat(2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="checkpoints/pokemon_latent")

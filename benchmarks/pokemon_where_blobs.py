@@ -31,7 +31,7 @@ from diffusion_core.editing import inpaint_final
 from diffusion_core.files.pictures import image_grid, save_png
 
 from .latent_decoder_probes import rms
-from .latent_stats import latent_run
+from .latent_stats import latent_run, training_latents
 
 LEVELS = (100, 200, 300, 400, 600, 800)
 ONE_STEP_LEVELS = (100, 200, 400, 600, 800, 900, 950, 990)
@@ -91,8 +91,7 @@ def main() -> None:
         levels[str(t_start)] = {"rms_to_sprite": rms(z, z0), "noise_std": round(noise, 3)}
         columns.append(pipe.decode(z))
     many = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(1))[:512]
-    bank = torch.cat([pipe.encode(data.x), pipe.encode(data.x.flip(-1))])  # the mirror images' latents trained too
-    bank_labels = data.labels.repeat(2)
+    bank, bank_labels = training_latents(pipe, data)
     one_step = {str(t): x0_errors(pipe, bank[many], bank_labels[many], bank, bank_labels, t) for t in ONE_STEP_LEVELS}
     holes = torch.from_numpy(foreground(to_uint8(x)))
     paper = torch.ones(x.shape[1:])

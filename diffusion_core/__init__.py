@@ -5,9 +5,10 @@ The map, lowest layer first; a module imports only from its own layer and those 
 `models/` (the networks, each from a config dataclass), `files/` (checkpoint folders, model cards, the Hub,
 pictures on disk) and `data/` (datasets and their cache) stand alone. The engine is the flat files a reader opens
 first: `schedules`, `diffusion` (notation glossary), `samplers` (one generator loop, `samplers.sample`, over pure
-step functions), `flow`, `guidance`, `editing`, `pipeline` (a loaded checkpoint) and `fast` (its speed options). `evaluation/` measures
-samples (FLD, distances, copies); `training/` fits models; `playground/` adapts all of it for the app (never
-importing gradio). On top, the three commands: `python -m diffusion_core.train`, `.sample` and `.evaluate`.
+step functions), `flow`, `guidance`, `local_score` (a denoiser made of the training set's patches), `editing`,
+`pipeline` (a loaded checkpoint) and `fast` (its speed options). `evaluation/` measures samples (FLD, distances,
+copies); `training/` fits models; `playground/` adapts all of it for the app (never importing gradio). On top, the
+three commands: `python -m diffusion_core.train`, `.sample` and `.evaluate`.
 """
 from .diffusion import DiffusionConfig, predict_eps, predict_x0, q_posterior, q_sample, training_loss
 from .guidance import guided_eps_fn

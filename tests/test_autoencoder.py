@@ -245,3 +245,22 @@ def test_a_latent_denoiser_learns_to_draw_into_silhouettes_from_an_unconditioned
     with pytest.raises(ValueError, match="set the model's cond_channels to 16"):  # a model that would ignore them
         tiny_run(tmp_path / "blind", "pokemon_latent", model=config["model"], condition="silhouette",
                  autoencoder=config["training"]["config"]["autoencoder"], steps=1)
+
+
+def test_a_latent_denoiser_learns_the_local_score_machines_targets(tiny_latent, tmp_path):
+    """local_target: the run regresses the LS machine's x0 over the training latents (local_score.local_targets)
+    instead of each example's own: its loss ends far below the parent's, a posterior mean being a target of lower
+    variance than one example (Xu et al. 2023); the option is a latent diffusion model's only."""
+    config = json.loads((tiny_latent / "config.json").read_text())
+    autoencoder = config["training"]["config"]["autoencoder"]
+    out = tiny_run(tmp_path / "local", "pokemon_latent", init_from=str(tiny_latent), model=config["model"],
+                   autoencoder=autoencoder, local_target="3@500:1", steps=30, lr=1e-3, batch_size=32,
+                   sample_every=30, save_every=30)
+    trained = load_checkpoint(out).config["training"]
+    assert trained["config"]["local_target"] == "3@500:1"
+    assert trained["final_loss"] < 0.7 * load_checkpoint(tiny_latent).config["training"]["final_loss"]
+    with pytest.raises(ValueError, match="latent diffusion model's"):
+        tiny_run(tmp_path / "pixels", "pokemon", local_target="3", steps=1)
+    with pytest.raises(ValueError, match="odd and positive"):
+        tiny_run(tmp_path / "even", "pokemon_latent", model=config["model"], autoencoder=autoencoder,
+                 local_target="4", steps=1)

@@ -57,7 +57,8 @@ def test_the_layering_check_sees_torch_maths(tmp_path):
 # ---------------------------------------------------------------- the package's layers (diffusion_core/__init__.py)
 
 PACKAGE = ROOT / "diffusion_core"
-ENGINE = ("schedules", "diffusion", "samplers", "flow", "guidance", "editing", "pipeline", "device", "fast")
+ENGINE = ("schedules", "diffusion", "samplers", "flow", "guidance", "local_score", "editing", "pipeline", "device",
+          "fast")
 COMMANDS = ("train", "sample", "evaluate")
 # what each part may import besides itself; the lowest three stand alone
 ALLOWED = {"models": set(), "files": set(), "data": set(), "engine": {"models", "files"},

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..diffusion import DiffusionConfig
 from ..flow import COUPLINGS
+from ..local_score import patch_size
 from ..models import AutoencoderConfig, MLPConfig, ModelConfig, UNetConfig, model_config_from_dict, model_config_to_dict
 from ..pipeline import SamplingDefaults
 from .autoencoder_stage import CONDITIONS
@@ -51,6 +52,8 @@ class TrainConfig:
     holdout_every: int = 0  # autoencoder: hold out the sprite families with crc32 % this == 0 (measured on); 0 = none
     train_only: str = ""  # train only the parameters whose names start with this ('refine.': the RefineHead); '' = all
     coupling: str = "independent"  # flow matching: noise paired with data at random, or 'ot' (flow.ot_noise_for)
+    local_target: str = ""  # a patch spec: regress the local score machine's x0 over the training set at that patch
+    # (local_score.local_targets) instead of each example's own; '' = the example's (L_simple)
     seed: int = 0
     sample_every: int = 1000  # steps between sample grids written to OUT/samples/
     save_every: int = 500  # steps between resumable training states
@@ -66,6 +69,11 @@ class TrainConfig:
             raise ValueError(f"unknown condition {self.condition!r}: choose one of {CONDITIONS}")
         if self.condition and not self.autoencoder:
             raise ValueError("an image condition is a latent denoiser's: set autoencoder too")
+        if self.local_target and (self.diffusion.prediction == "flow" or not self.autoencoder):
+            raise ValueError("local targets are a latent diffusion model's (its mirror images are examples): "
+                             "set autoencoder, and not for flow matching")
+        if self.local_target:
+            patch_size(self.local_target, 0), patch_size(self.local_target, self.diffusion.T - 1)  # raises if bad
         if self.coupling != "independent" and self.diffusion.prediction != "flow":
             raise ValueError("an OT coupling pairs a flow model's noise with its data: use it with --objective flow")
 

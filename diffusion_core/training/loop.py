@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..data.datasets import Dataset, load_dataset, random_hflip, to_uint8
 from ..device import cpu_has_fast_bf16, default_device
 from ..diffusion import denoising_loss, noisy_batch
+from ..local_score import PatchBank, local_targets
 from ..files.card import hardware_description, render_card
 from ..files.checkpoint import save_checkpoint
 from ..files.pictures import image_grid, points_image, save_png
@@ -118,6 +119,7 @@ class Run:
     heldout: Dataset | None = None  # an autoencoder's held-out sprites (autoencoder_stage.split_heldout)
     autoencoder: torch.nn.Module | None = None  # a latent denoiser's frozen autoencoder
     adversary: Adversary | None = None  # an autoencoder's patch discriminator (config.disc_weight > 0)
+    local_bank: PatchBank | None = None  # the training latents whose LS machine gives the targets (local_target)
 
 
 def clear_step_grids(out: Path, say: Callable[[str], None]) -> None:
@@ -200,7 +202,7 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
               f"{acc.num_processes} process(es) on {acc.device}, mixed precision {acc.mixed_precision}")
     return Run(acc, model, ema.to(acc.device), opt, lr_sched, gen, config.diffusion.make_schedule().to(acc.device),
                data, model_info(config, data), start, elapsed, loss, init_from, parent, heldout, autoencoder,
-               adversary)
+               adversary, PatchBank(data.x.to(acc.device), data.labels) if config.local_target else None)
 
 
 def micro_batch(run: Run, config: TrainConfig, micro_step: int):
@@ -232,6 +234,9 @@ def batch_loss(run: Run, config: TrainConfig, micro_step: int) -> torch.Tensor:
         return ae_stage.autoencoder_loss(run.model, micro_batch(run, config, micro_step)[1], run.gen, config,
                                          run.adversary, micro_step // config.grad_accum)
     x0, x_t, t, eps, labels, cond = noisy_micro_batch(run, config, micro_step)
+    if config.local_target:
+        x0, eps = local_targets(run.schedule, x_t, t, labels, run.local_bank, config.local_target,
+                                run.info.num_classes)
     output = run.model(x_t, t, labels) if cond is None else run.model(x_t, t, labels, cond=cond)
     return denoising_loss(config.diffusion, run.schedule, output.float(), x0, t, eps)
 
