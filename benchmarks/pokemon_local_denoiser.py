@@ -7,7 +7,7 @@ patch specs, decodes with the checkpoint's autoencoder and measures the samples 
     .venv/bin/python -m benchmarks.pokemon_local_denoiser [--checkpoint checkpoints/pokemon_latent] [--num 80] \\
         [--patches 3 5 7] [--picture docs/pokemon_local_denoiser.png] [--threads 2]
 
-Prints JSON; the picture has one column per patch size and one row per seed (the first 16 samples).
+Prints JSON; the picture has one row per patch spec, the first 16 samples (the same seeds and labels in each row).
 """
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
+from diffusion_core.data.datasets import to_uint8
 from diffusion_core.evaluate import pokemon_metrics
+from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.local_score import PatchBank, local_eps_fn
 from diffusion_core.samplers import sample
 
 from .latent_stats import latent_run, training_latents
-from .pokemon_where_blobs import save_rows
 
 
 def mosaics(pipe, bank: PatchBank, labels: torch.Tensor, spec: str, seed: int, g: float = 1.0, steps: int = 20,
@@ -73,7 +74,7 @@ def main() -> None:
                       "eta": args.eta, "bank": len(bank.x),
                       "by_patch": results}, indent=1))
     if args.picture:
-        save_rows(rows, args.picture)
+        save_png(image_grid(to_uint8(torch.cat(rows)), nrow=16, pad=2, scale=2), args.picture)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ class TrainConfig:
         if self.local_target and (self.diffusion.prediction == "flow" or not self.autoencoder):
             raise ValueError("local targets are a latent diffusion model's (its mirror images are examples): "
                              "set autoencoder, and not for flow matching")
-        if self.local_target:
-            patch_size(self.local_target, 0), patch_size(self.local_target, self.diffusion.T - 1)  # raises if bad
+        for t in (0, self.diffusion.T - 1) if self.local_target else ():
+            patch_size(self.local_target, t)  # a clear error now for a bad spec, not at the first training step
         if self.coupling != "independent" and self.diffusion.prediction != "flow":
             raise ValueError("an OT coupling pairs a flow model's noise with its data: use it with --objective flow")
 

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 from ..data.datasets import Dataset, load_dataset, random_hflip, to_uint8
 from ..device import cpu_has_fast_bf16, default_device
 from ..diffusion import denoising_loss, noisy_batch
-from ..local_score import PatchBank, local_targets
 from ..files.card import hardware_description, render_card
 from ..files.checkpoint import save_checkpoint
 from ..files.pictures import image_grid, points_image, save_png
+from ..local_score import PatchBank, local_targets
 from ..models import AutoencoderConfig, build_model, count_parameters, model_config_to_dict
 from ..pipeline import ModelInfo, Pipeline, checkpoint_config
 from ..schedules import Schedule
