@@ -44,6 +44,11 @@ def training_latents(pipe: Pipeline, data: Dataset) -> tuple[torch.Tensor, torch
     return torch.cat([pipe.encode(data.x), pipe.encode(data.x.flip(-1))]), data.labels.repeat(2)
 
 
+def draw(n: int, num: int, seed: int) -> torch.Tensor:
+    """Indices of `num` of n examples, drawn at random from `seed` (all n, shuffled, when num >= n)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:num]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="checkpoints/pokemon_latent")
@@ -53,7 +58,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe, data, _ = latent_run(args.checkpoint)
-    pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(args.seed))[:args.num]
+    pick = draw(len(data.x), args.num, args.seed)
     data_z = pipe.encode(data.x[pick])
     out = None
     for out in pipe.run(args.num, seed=args.seed, label="all"):

@@ -5,7 +5,7 @@ patch specs, decodes with the checkpoint's autoencoder and measures the samples 
 (`evaluate.pokemon_metrics`): are the mosaics creatures, and are they copies?
 
     .venv/bin/python -m benchmarks.pokemon_local_denoiser [--checkpoint checkpoints/pokemon_latent] [--num 80] \\
-        [--patches 3 5 7] [--picture docs/pokemon_local_denoiser.png] [--threads 2]
+        [--patches 3 5 7] [--bank N] [--picture docs/pokemon_local_denoiser.png] [--threads 2]
 
 Prints JSON; the picture has one row per patch spec, the first 16 samples (the same seeds and labels in each row).
 """
@@ -23,7 +23,7 @@ from diffusion_core.files.pictures import image_grid, save_png
 from diffusion_core.local_score import PatchBank, local_eps_fn
 from diffusion_core.samplers import sample
 
-from .latent_stats import latent_run, training_latents
+from .latent_stats import draw, latent_run, training_latents
 
 
 def mosaics(pipe, bank: PatchBank, labels: torch.Tensor, spec: str, seed: int, g: float = 1.0, steps: int = 20,
@@ -56,12 +56,17 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--eta", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bank", type=int, default=0, help="keep this many training latents, drawn at random (0: all)")
     p.add_argument("--picture", type=Path)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe, data, _ = latent_run(args.checkpoint)
-    bank = PatchBank(*training_latents(pipe, data))
+    latents, bank_labels = training_latents(pipe, data)
+    if args.bank:
+        keep = draw(len(latents), args.bank, args.seed)
+        latents, bank_labels = latents[keep], bank_labels[keep]
+    bank = PatchBank(latents, bank_labels)
     classes = int(data.labels.max()) + 1
     labels = torch.arange(args.num) % classes
     rows, results = [], {}

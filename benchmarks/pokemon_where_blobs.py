@@ -31,7 +31,7 @@ from diffusion_core.editing import inpaint_final
 from diffusion_core.files.pictures import image_grid, save_png
 
 from .latent_decoder_probes import rms
-from .latent_stats import latent_run, training_latents
+from .latent_stats import draw, latent_run, training_latents
 
 LEVELS = (100, 200, 300, 400, 600, 800)
 ONE_STEP_LEVELS = (100, 200, 400, 600, 800, 900, 950, 990)
@@ -81,7 +81,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe, data, _ = latent_run(args.checkpoint)
-    pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(0))[:args.num]
+    pick = draw(len(data.x), args.num, 0)
     x, labels = data.x[pick], data.labels[pick]
     z0 = pipe.encode(x)
     columns, levels = [x, pipe.decode(z0)], {}
@@ -90,7 +90,7 @@ def main() -> None:
         noise = float(pipe.schedule.sqrt_one_minus_alpha_bar[t_start])
         levels[str(t_start)] = {"rms_to_sprite": rms(z, z0), "noise_std": round(noise, 3)}
         columns.append(pipe.decode(z))
-    many = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(1))[:512]
+    many = draw(len(data.x), 512, 1)
     bank, bank_labels = training_latents(pipe, data)
     one_step = {str(t): x0_errors(pipe, bank[many], bank_labels[many], bank, bank_labels, t) for t in ONE_STEP_LEVELS}
     holes = torch.from_numpy(foreground(to_uint8(x)))

@@ -1,4 +1,5 @@
-"""Networks, each built from its config dataclass: the denoisers TimeMLP (2D points) and UNet (images), and the
+"""Networks, each built from its config dataclass: the denoisers TimeMLP (2D points), UNet (images) and
+LocalDenoiser (each cell of a latent from its own patch), PatchMixture (a learnt patch prior's exact denoiser), and the
 Autoencoder whose latents a latent denoiser works on."""
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from dataclasses import asdict, fields
 from torch import nn
 
 from .autoencoder import Autoencoder, AutoencoderConfig
+from .local import LocalConfig, LocalDenoiser
 from .mlp import MLPConfig, TimeMLP
+from .patch_mixture import PatchMixture, PatchMixtureConfig
 from .unet import UNet, UNetConfig
 
-MODELS = {"mlp": (MLPConfig, TimeMLP), "unet": (UNetConfig, UNet), "autoencoder": (AutoencoderConfig, Autoencoder)}
-ModelConfig = MLPConfig | UNetConfig | AutoencoderConfig
+MODELS = {"mlp": (MLPConfig, TimeMLP), "unet": (UNetConfig, UNet), "local": (LocalConfig, LocalDenoiser),
+          "patch_mixture": (PatchMixtureConfig, PatchMixture), "autoencoder": (AutoencoderConfig, Autoencoder)}
+ModelConfig = MLPConfig | UNetConfig | LocalConfig | PatchMixtureConfig | AutoencoderConfig
 
 
 def model_config_from_dict(d: dict) -> ModelConfig:
-    """Parse {'type': 'mlp'|'unet', ...fields} into its config dataclass, naming any unknown field."""
+    """Parse {'type': one of MODELS, ...fields} into its config dataclass, naming any unknown field."""
     d = dict(d)
     kind = d.pop("type", None)
     if kind not in MODELS:

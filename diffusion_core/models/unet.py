@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import sinusoidal_embedding
+from .embeddings import sinusoidal_embedding, time_class_embedding
 
 GUIDANCE_SCALE = 100.0  # g enters the sinusoidal embedding as 100 g: g in [0, 10] spans timesteps' range
 
@@ -52,15 +52,32 @@ class UNetConfig:
                              f"x 2^{len(self.channel_mults) - 1}")
 
 
-class ResBlock(nn.Module):
-    """GroupNorm -> SiLU -> conv, plus the time(+class) embedding (none when emb_dim is 0), twice, with a residual
-    connection."""
+class CellNorm(nn.Module):
+    """LayerNorm over the channels of each pixel of [N, C, H, W] (GroupNorm pools over all pixels, this does not)."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float = 0.0):
+    def __init__(self, channels: int):
         super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+
+
+def norm(groups: int, channels: int) -> nn.Module:
+    """GroupNorm with `groups` groups, or CellNorm for groups 0."""
+    return nn.GroupNorm(groups, channels) if groups else CellNorm(channels)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv (kernel x kernel), plus the time(+class) embedding (none when emb_dim is 0), twice, with
+    a residual connection. groups 0: each pixel normalised on its own (CellNorm), so 1 x 1 blocks stay local."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float = 0.0, kernel: int = 3):
+        super().__init__()
+        pad = kernel // 2
+        self.norm1, self.conv1 = norm(groups, c_in), nn.Conv2d(c_in, c_out, kernel, padding=pad)
         self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
-        self.norm2, self.conv2 = nn.GroupNorm(groups, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.norm2, self.conv2 = norm(groups, c_out), nn.Conv2d(c_out, c_out, kernel, padding=pad)
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
@@ -171,11 +188,7 @@ class UNet(nn.Module):
     def embed(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Time embedding plus the class embedding (the null class when labels is None); float labels [N, classes + 1]
         are weights that mix the class embeddings (one-hot rows give exactly the integer labels' embedding)."""
-        emb = self.time_mlp(sinusoidal_embedding(t, self.config.base_channels))
-        if self.label_emb is not None:
-            labels = torch.full_like(t, self.config.num_classes) if labels is None else labels
-            emb = emb + (labels @ self.label_emb.weight if labels.is_floating_point() else self.label_emb(labels))
-        return emb
+        return time_class_embedding(self.time_mlp, self.label_emb, t, labels, self.config.base_channels)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
                 g: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:

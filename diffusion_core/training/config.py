@@ -74,6 +74,9 @@ class TrainConfig:
                              "set autoencoder, and not for flow matching")
         for t in (0, self.diffusion.T - 1) if self.local_target else ():
             patch_size(self.local_target, t)  # a clear error now for a bad spec, not at the first training step
+        knows = {k: getattr(self.model, k) for k in ("T", "prediction") if hasattr(self.model, k)}
+        if any(getattr(self.diffusion, k) != v for k, v in knows.items()):
+            raise ValueError(f"the model computes with its own {knows}: they must be the run's diffusion settings")
         if self.coupling != "independent" and self.diffusion.prediction != "flow":
             raise ValueError("an OT coupling pairs a flow model's noise with its data: use it with --objective flow")
 
