@@ -7,12 +7,13 @@ patch specs, decodes with the checkpoint's autoencoder and measures the samples 
     .venv/bin/python -m benchmarks.pokemon_local_denoiser [--checkpoint checkpoints/pokemon_latent] [--num 80] \\
         [--patches 3 5 7] [--bank N] [--picture docs/pokemon_local_denoiser.png] [--threads 2]
 
-Prints JSON; the picture has one row per patch spec, the first 16 samples (the same seeds and labels in each row).
+Prints JSON (each result to stderr as it comes); the picture has one row per patch spec, the first 16 samples (the same seeds and labels in each row).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -74,7 +75,7 @@ def main() -> None:
         x = mosaics(pipe, bank, labels, spec, args.seed, args.guidance, args.steps, args.eta)
         results[spec] = pokemon_metrics(x, labels)
         rows.append(x[:16])
-        print(json.dumps({"patch": spec, **results[spec]}), flush=True)
+        print(json.dumps({"patch": spec, **results[spec]}), file=sys.stderr, flush=True)
     print(json.dumps({"checkpoint": args.checkpoint, "num": args.num, "guidance": args.guidance, "steps": args.steps,
                       "eta": args.eta, "bank": len(bank.x),
                       "by_patch": results}, indent=1))

@@ -6,12 +6,14 @@ run's targets): the RMS gap per latent value, with the machine's own distance fr
         configs/pokemon_latent_localnet.json@runs/pokemon_latent_localnet [--spec 5@400:3] [--num 256] [--threads 2]
 
 A model is a checkpoint folder, or CONFIG@RUN: a training config file and a run folder whose saved state's EMA
-weights are read (a run in progress). Labels are the examples' own; prints JSON.
+weights are read (a run in progress). Labels are the examples' own; prints JSON (each model's
+to stderr as it comes).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import torch
 
@@ -73,7 +75,7 @@ def main() -> None:
     for spec in args.models:
         model, name = load_denoiser(spec)
         result["by_model"][name] = gaps(model, pipe, bank, latents[pick], labels[pick], args.spec, args.t, args.seed)
-        print(json.dumps({name: result["by_model"][name]}), flush=True)
+        print(json.dumps({name: result["by_model"][name]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=1))
 
 

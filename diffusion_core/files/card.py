@@ -138,6 +138,9 @@ def _training_lines(training: dict) -> list[str]:
     return lines
 
 
+MODEL_NAMES = {"local": "local denoiser", "patch_mixture": "patch mixture"}  # others: their type in capitals
+
+
 def render_card(config: dict, metrics: dict | None = None) -> str:
     """The model card text: front matter, data, model, the exact training command, time, hardware, metrics."""
     tr = config.get("training", {})
@@ -145,11 +148,12 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
     if model["type"] == "autoencoder":
         return autoencoder_card(config)
     prediction = config["diffusion"].get("prediction", "eps")
+    name = MODEL_NAMES.get(model["type"], model["type"].upper())
     classes = ", ".join(config.get("class_names", [])) or "none (unconditional)"
     lines = [
         "---", "library_name: diffusion_core", "tags: [diffusion, ddpm, ddim, dpm-solver]", "license: mit", "---",
         f"# {config['dataset']} denoiser", "",
-        f"A{'n' if prediction == 'eps' else ''} {prediction}-predicting {model['type'].upper()} for the diffusion playground, trained on "
+        f"A{'n' if prediction == 'eps' else ''} {prediction}-predicting {name} for the diffusion playground, trained on "
         f"{DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
         f"- data shape: {config['data_shape']}; classes: {classes}",
         f"- diffusion: {json.dumps(config['diffusion'])}",
