@@ -184,8 +184,8 @@ def setup(config: TrainConfig, out: Path, init_from: str | None = None) -> Run:
             load_init_weights(model, weights)
             load_init_weights(ema, weights)
         elif hasattr(model, "init_from_data"):  # a mixture starts at data points, as k-means does
-            gen = torch.Generator().manual_seed(config.seed)
-            model.init_from_data(data.x, data.labels, gen, config.diffusion.make_schedule())
+            draws = torch.Generator().manual_seed(config.seed)  # its own: the run's `gen` stays as every run's
+            model.init_from_data(data.x, data.labels, draws, config.diffusion.make_schedule())
             ema.load_state_dict(model.state_dict())
         if acc.is_main_process:  # after load_init: a bad --init-from leaves the folder as it was
             clear_step_grids(out, acc.print)
