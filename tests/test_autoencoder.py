@@ -255,13 +255,14 @@ def test_a_latent_denoiser_learns_to_draw_into_silhouettes_from_an_unconditioned
 def test_a_local_denoiser_learns_the_machines_targets_and_samples_through_the_pipeline(model, lr, tiny_autoencoder,
                                                                                         tmp_path):
     """model types 'local' (LocalDenoiser) and 'patch_mixture' (started at the latents' patches) train on the latents
-    from scratch like the UNet: on the LS machine's targets the loss falls by a fifth and more, and the checkpoint
-    loads and samples pixels unchanged."""
-    fields = dict(model=model, autoencoder=str(tiny_autoencoder), local_target="3@500:1", lr=lr, batch_size=32)
-    first = tiny_run(tmp_path / "first", "pokemon_latent", steps=1, sample_every=1, save_every=1, **fields)
-    out = tiny_run(tmp_path / "local", "pokemon_latent", steps=60, sample_every=60, save_every=60, **fields)
-    loss = [load_checkpoint(f).config["training"]["final_loss"] for f in (first, out)]
-    assert loss[1] < 0.8 * loss[0]
+    from scratch like the UNet: on the LS machine's targets the loss ends a tenth and more below that of the same
+    batches with nothing learnt (LR 0: 0.65 and 0.79 of it here), and the checkpoint loads and samples pixels."""
+    fields = dict(model=model, autoencoder=str(tiny_autoencoder), local_target="3@500:1", batch_size=32, steps=60,
+                  sample_every=60, save_every=60)
+    still = tiny_run(tmp_path / "still", "pokemon_latent", lr=0.0, **fields)  # the same batches, nothing learnt
+    out = tiny_run(tmp_path / "local", "pokemon_latent", lr=lr, **fields)
+    loss = [load_checkpoint(f).config["training"]["final_loss"] for f in (still, out)]
+    assert loss[1] < 0.9 * loss[0]
     x, labels = Pipeline.load(str(out)).generate(2, seed=0, label=3, steps=3)
     assert x.shape == (2, 3, 48, 48) and x.abs().max() <= 1 and labels.tolist() == [3, 3]
 
