@@ -8,7 +8,8 @@ own denoiser (at its card's guidance) takes over at t <= T: does it finish the m
     .venv/bin/python -m benchmarks.pokemon_local_denoiser [--checkpoint checkpoints/pokemon_latent] [--num 80] \\
         [--patches 3 5 7] [--bank N] [--unet-below T] [--picture docs/pokemon_local_denoiser.png] [--threads 2]
 
-Prints JSON (each result to stderr as it comes); the picture has one row per patch spec, the first 16 samples (the same seeds and labels in each row).
+Prints JSON (each result to stderr as it comes); the picture has one row per patch spec and T, in that order, the
+first 16 samples (the same seeds and labels in each row).
 """
 from __future__ import annotations
 
@@ -74,8 +75,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bank", type=int, default=0, help="keep this many training latents, drawn at random (0: all)")
     p.add_argument("--unet-below", type=int, nargs="+", default=[-1],
-                   help="the checkpoint's denoiser takes the steps at t <= T, a row for each T (-1: the machine all the "
-                        "way); results are keyed 'SPEC' or, for T >= 0, 'SPEC unet<=T'")
+                   help="the checkpoint's denoiser takes the steps at t <= T, a row for each T (-1: the machine all "
+                        "the way); results are keyed 'SPEC' or, for T >= 0, 'SPEC unet<=T'")
     p.add_argument("--picture", type=Path)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()

@@ -6,8 +6,8 @@ run's targets): the RMS gap per latent value, with the machine's own distance fr
         configs/pokemon_latent_localnet.json@runs/pokemon_latent_localnet [--spec 5@400:3] [--num 256] [--threads 2]
 
 A model is a checkpoint folder, or CONFIG@RUN: a training config file and a run folder whose saved state's EMA
-weights are read (a run in progress). Labels are the examples' own; prints JSON (each model's
-to stderr as it comes).
+weights are read (a run in progress). Labels are the examples' own; prints JSON (each model's to stderr as it
+comes).
 """
 from __future__ import annotations
 

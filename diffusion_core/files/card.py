@@ -153,8 +153,8 @@ def render_card(config: dict, metrics: dict | None = None) -> str:
     lines = [
         "---", "library_name: diffusion_core", "tags: [diffusion, ddpm, ddim, dpm-solver]", "license: mit", "---",
         f"# {config['dataset']} denoiser", "",
-        f"A{'n' if prediction == 'eps' else ''} {prediction}-predicting {name} for the diffusion playground, trained on "
-        f"{DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
+        f"A{'n' if prediction == 'eps' else ''} {prediction}-predicting {name} for the diffusion playground, "
+        f"trained on {DATA_SOURCES.get(config['dataset'], config['dataset'])}.", "",
         f"- data shape: {config['data_shape']}; classes: {classes}",
         f"- diffusion: {json.dumps(config['diffusion'])}",
         f"- model: {json.dumps(model)}",
